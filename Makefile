@@ -1,0 +1,61 @@
+# The one entry point. Every target creates or reuses .venv (and .venv-scan for the scanners).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SCAN_VENV := .venv-scan
+STAMP := $(VENV)/.installed
+SCAN_STAMP := $(SCAN_VENV)/.installed
+ARGS ?=
+
+.PHONY: setup test unit lint fmt build demo bench clean
+
+setup: $(STAMP) $(SCAN_STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+$(SCAN_STAMP): requirements-scan.txt
+	@test -x $(SCAN_VENV)/bin/python || $(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-scan.txt
+	@touch $@
+
+## test: static checks, then the whole test suite (what CI runs)
+test: lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## unit: the test suite without the static checks
+unit: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## lint: terraform fmt, offline schema check, checkov, trivy, ruff, mypy
+lint: $(STAMP) $(SCAN_STAMP)
+	$(VENV)/bin/terraform fmt -check -recursive -diff terraform
+	$(PY) -m tests.support.tf_schema terraform
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	bash tests/support/scan_terraform.sh $(SCAN_VENV)
+
+## fmt: rewrite HCL and Python into their canonical format
+fmt: $(STAMP)
+	$(VENV)/bin/terraform fmt -recursive terraform
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+## build: the self-contained agent artifact uploaded by Terraform (dist/instance-agent.tar.gz)
+build: $(STAMP)
+	$(PY) -m instance_agent.build --output dist/instance-agent.tar.gz
+
+## demo: one complete weekly run against an emulated AWS on 127.0.0.1
+demo: $(STAMP)
+	$(PY) -m local_aws.demo $(ARGS)
+
+## bench: the agent's model copy against s5cmd, boto3, awscli and awscrt on loopback
+bench: $(STAMP)
+	$(PY) -m instance_agent.bench $(ARGS)
+
+clean:
+	rm -rf $(VENV) $(SCAN_VENV) .cache .bench .demo dist .pytest_cache .mypy_cache .ruff_cache
