@@ -1,0 +1,1 @@
+"""The instance agent: turns a bare GPU instance into a finished, verified model run."""
