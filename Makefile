@@ -55,7 +55,7 @@ demo: $(STAMP)
 
 ## bench: the agent's model copy against s5cmd, boto3, awscli and awscrt on loopback
 bench: $(STAMP)
-	$(PY) -m instance_agent.bench $(ARGS)
+	$(PY) -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(SCAN_VENV) .cache .bench .demo dist .pytest_cache .mypy_cache .ruff_cache
