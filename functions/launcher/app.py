@@ -1,0 +1,119 @@
+"""Lambda entry point: ``launcher.app.handler``.
+
+Parses the event at the edge, dispatches on its action, and returns plain JSON. Errors are
+raised under the class names of docs/design.md, which the workflow retries and catches on.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from launcher import clients, instances, run_lock, settings
+from launcher.errors import (
+    ForeignInstanceError,
+    InsufficientCapacityEverywhere,
+    RunAlreadyInProgress,
+)
+from launcher.events import CleanupEvent, StartEvent, StopEvent, SweepEvent, parse_event
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+def _count(name: str, value: int = 1) -> None:
+    if value:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def _start(event: StartEvent) -> dict[str, Any]:
+    template = settings.launch_template()
+    project = settings.project_name()
+    try:
+        run_lock.ensure_only_run(
+            clients.stepfunctions(), event.unqualified_state_machine_arn, event.execution_arn
+        )
+    except RunAlreadyInProgress:
+        _count("RunsRefused")
+        raise
+    try:
+        instance = instances.start_instance(
+            clients.ec2(),
+            template=template,
+            project=project,
+            execution_arn=event.execution_arn,
+            execution_name=event.execution_name,
+            instance_types=event.run.instance_types,
+            subnet_ids=event.run.subnet_ids,
+        )
+    except InsufficientCapacityEverywhere as error:
+        _count("CapacityFallbacks", len(error.attempts))
+        _count("CapacityExhausted")
+        raise
+    _count("CapacityFallbacks", len(instance.capacity_fallbacks))
+    _count("InstancesReused" if instance.reused else "InstancesLaunched")
+    logger.info("Instance ready for the run", extra=instance.as_result())
+    return instance.as_result()
+
+
+def _stop(event: StopEvent) -> dict[str, Any]:
+    instance_id = event.instance.instance_id if event.instance else None
+    try:
+        outcome = instances.stop_run(
+            clients.ec2(), settings.project_name(), event.execution_arn, instance_id
+        )
+    except ForeignInstanceError:
+        _count("ForeignInstancesRefused")
+        raise
+    return _terminated(outcome)
+
+
+def _cleanup(event: CleanupEvent) -> dict[str, Any]:
+    outcome = instances.cleanup_run(clients.ec2(), settings.project_name(), event.execution_arn)
+    if outcome.terminated:
+        # An instance outliving its execution means the workflow's own StopInstance missed it.
+        logger.warning(
+            "Cleanup terminated instances left by the execution", extra={"status": event.status}
+        )
+    return _terminated(outcome)
+
+
+def _sweep(_: SweepEvent) -> dict[str, Any]:
+    outcome = instances.sweep(
+        clients.ec2(),
+        settings.project_name(),
+        settings.max_instance_lifetime_seconds(),
+        now=datetime.now(UTC),
+    )
+    return _terminated(outcome)
+
+
+def _terminated(outcome: instances.Termination) -> dict[str, Any]:
+    _count("InstancesTerminated", len(outcome.terminated))
+    logger.info("Termination done", extra=outcome.as_result())
+    return outcome.as_result()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Run one launcher action; see docs/design.md for events and results."""
+    # Read at invocation, so a test or the local AWS can set the environment after import.
+    metrics.namespace = settings.metrics_namespace()
+    parsed = parse_event(event)
+    logger.append_keys(action=parsed.action)
+    match parsed:
+        case StartEvent():
+            return _start(parsed)
+        case StopEvent():
+            return _stop(parsed)
+        case CleanupEvent():
+            return _cleanup(parsed)
+        case SweepEvent():
+            return _sweep(parsed)
