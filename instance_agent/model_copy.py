@@ -1,0 +1,708 @@
+"""Copy a published model from S3 to local disk as fast as the machine allows, verified.
+
+How (each choice measured on the project's 2-vCPU machines, see ``instance_agent/BENCHMARKING.md``
+when the benchmark issue lands, and the figures in this module's tests' README):
+
+- The manifest (``<prefix>manifest.json``) is read first; it lists every file with its size and a
+  CRC64/NVME per chunk. Every file becomes ranged parts of ``part_size`` (a multiple of the chunk
+  size), and all parts of all files go into one shared queue, so small files never serialise the
+  copy.
+- ``max_concurrency`` worker threads each own ONE reused buffer of ``part_size`` bytes: memory in
+  flight is at most ``max_concurrency x part_size`` whatever the model size. A worker GETs its
+  range with the caller's boto3 client and reads the body straight from the socket into its
+  buffer (``readinto`` on the underlying ``http.client`` response: no per-read ``bytes`` objects,
+  no second copy), checks each chunk's CRC while the bytes are fresh, and ``os.pwrite``s them at
+  their offset into a file preallocated with ``posix_fallocate``.
+- A part that fails (dropped connection, 5xx, throttling, a short body) is retried on its own
+  with jittered exponential backoff; a part whose checksum differs is re-read once, then the copy
+  fails with :class:`ModelChecksumMismatch` naming the file and byte range.
+- Files are written as ``<name>.partial`` and renamed into place only once every part is verified;
+  on any failure or cancel the ``.partial`` files are removed, so nothing half-written is ever
+  mistaken for the model.
+
+The caller's client should allow ``max_pool_connections >= max_concurrency`` (see
+:func:`client_config`), or urllib3 opens and discards a connection per part.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from instance_agent.checksums import chunk_checksum
+from instance_agent.errors import ModelChecksumMismatch, ModelCopyFailed, ModelNotFound
+from instance_agent.manifest import (
+    MANIFEST_NAME,
+    PARTIAL_SUFFIX,
+    Manifest,
+    ManifestError,
+    ManifestFile,
+    parse_manifest,
+)
+
+if TYPE_CHECKING:
+    from botocore.config import Config
+    from mypy_boto3_s3 import S3Client
+
+logger = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+# Bigger parts mean fewer requests and less per-part overhead; on loopback 64 MiB beat 8-32 MiB.
+DEFAULT_PART_SIZE = 64 * MiB
+# All buffers together stay under this when part size and concurrency are both chosen for us.
+DEFAULT_MEMORY_BUDGET = 512 * MiB
+MIN_CONCURRENCY = 4
+MAX_CONCURRENCY = 64
+MAX_CONCURRENCY_SETTING = 256
+# A part whose bytes differ from the manifest is re-read this many times before failing.
+CHECKSUM_REREADS = 1
+_RETRYABLE_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "InternalError",
+        "ServiceUnavailable",
+        "503",
+        "500",
+    }
+)
+
+
+@dataclass(frozen=True)
+class CopySettings:
+    """How to copy. ``None`` means chosen from the model's size and ``os.cpu_count()``."""
+
+    part_size: int | None = None
+    max_concurrency: int | None = None
+    part_retries: int = 5
+    retry_base_seconds: float = 0.2
+    retry_max_seconds: float = 5.0
+    progress_interval_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.part_size is not None and (
+            not _is_int(self.part_size) or not MiB // 16 <= self.part_size <= 1024 * MiB
+        ):
+            raise ValueError(
+                f"part_size is {self.part_size!r}: give bytes between {MiB // 16} and "
+                f"{1024 * MiB}, or None to choose from the model size"
+            )
+        if self.max_concurrency is not None and (
+            not _is_int(self.max_concurrency)
+            or not 1 <= self.max_concurrency <= MAX_CONCURRENCY_SETTING
+        ):
+            raise ValueError(
+                f"max_concurrency is {self.max_concurrency!r}: give 1 to "
+                f"{MAX_CONCURRENCY_SETTING}, or None to choose from the CPU count"
+            )
+        if not _is_int(self.part_retries) or self.part_retries < 0:
+            raise ValueError(f"part_retries is {self.part_retries!r}: give an integer >= 0")
+        for name in ("retry_base_seconds", "retry_max_seconds", "progress_interval_seconds"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} is {value!r}: give a number of seconds >= 0")
+
+
+@dataclass(frozen=True)
+class CopyProgress:
+    """A progress report; MB are 10^6 bytes. ``eta_seconds`` is None until bytes have arrived."""
+
+    bytes_done: int
+    bytes_total: int
+    seconds: float
+    mb_per_s: float
+    eta_seconds: float | None
+
+
+@dataclass(frozen=True)
+class CopyReport:
+    """What was copied, how fast (MB = 10^6 bytes), and the manifest's ``model_version``."""
+
+    files: int
+    bytes: int
+    seconds: float
+    mb_per_s: float
+    model_version: str
+
+
+class CopyCancelled(ModelCopyFailed):
+    """The copy was cancelled through its ``cancel`` event; partial files were removed."""
+
+
+@dataclass(frozen=True)
+class CopyPlan:
+    """The part size and number of streams a copy uses; memory in flight is their product."""
+
+    part_size: int
+    max_concurrency: int
+
+    @property
+    def buffer_bytes(self) -> int:
+        return self.part_size * self.max_concurrency
+
+
+def plan_copy(
+    total_bytes: int, largest_file: int, chunk_size: int, settings: CopySettings
+) -> CopyPlan:
+    """Choose streams and part size: the settings when given, else from size and CPU count.
+
+    Streams: 2 per vCPU, 4 to 64 (on 2 vCPUs, 4 streams beat 2 and 8 on loopback; on S3 a
+    stream gives about 100 MB/s, so big instances need many). Part size:
+    64 MiB, lowered so all streams' buffers fit in 512 MiB, and so a small model still spreads
+    over every stream. Always a multiple of the manifest's chunk size.
+    """
+    concurrency = settings.max_concurrency
+    if concurrency is None:
+        concurrency = min(MAX_CONCURRENCY, max(MIN_CONCURRENCY, 2 * (os.cpu_count() or 1)))
+    part_size = settings.part_size
+    if part_size is None:
+        part_size = min(DEFAULT_PART_SIZE, DEFAULT_MEMORY_BUDGET // concurrency)
+        part_size = min(part_size, -(-total_bytes // concurrency))
+    part_size = max(chunk_size, -(-part_size // chunk_size) * chunk_size)
+    # No buffer needs to be bigger than the largest file, rounded up to a whole chunk.
+    part_size = min(part_size, max(chunk_size, -(-largest_file // chunk_size) * chunk_size))
+    parts = sum(1 for _ in range(0, max(total_bytes, 1), part_size))
+    return CopyPlan(part_size=part_size, max_concurrency=max(1, min(concurrency, parts)))
+
+
+def client_config(
+    max_concurrency: int, *, connect_timeout: float = 10, read_timeout: float = 60
+) -> Config:
+    """A botocore Config for the copy's client: enough pooled connections, adaptive retries."""
+    from botocore.config import Config  # lazy import
+
+    return Config(
+        max_pool_connections=max_concurrency,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"max_attempts": 3, "mode": "standard"},
+        tcp_keepalive=True,
+    )
+
+
+@dataclass
+class _FileTask:
+    entry: ManifestFile
+    key: str
+    final: Path
+    partial: Path
+    parts_left: int
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class _Part:
+    file: _FileTask
+    index: int
+    start: int
+    length: int
+
+
+class _RetryablePartError(Exception):
+    """A part failed in a way another attempt can fix."""
+
+
+def copy_model(
+    s3: S3Client,
+    bucket: str,
+    prefix: str,
+    destination: Path,
+    *,
+    settings: CopySettings | None = None,
+    progress: Callable[[CopyProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> CopyReport:
+    """Copy the model published at ``s3://bucket/prefix`` into ``destination``, verified.
+
+    Raises ModelNotFound (manifest or a listed object missing), ModelChecksumMismatch (names the
+    file and byte range), ModelCopyFailed (retries exhausted, disk errors, bad manifest; its
+    subclass CopyCancelled when ``cancel`` is set).
+    """
+    settings = settings or CopySettings()
+    cancel = cancel or threading.Event()
+    if not bucket:
+        raise ModelCopyFailed("model bucket is empty: set model.bucket to the model bucket's name")
+    if prefix and not prefix.endswith("/"):
+        raise ModelCopyFailed(f"model prefix {prefix!r} must end with '/' (e.g. models/current/)")
+    started = time.monotonic()
+    manifest = _read_manifest(s3, bucket, prefix)
+    largest = max((f.size for f in manifest.files), default=0)
+    plan = plan_copy(manifest.total_bytes, largest, manifest.chunk_size, settings)
+    pool = getattr(getattr(s3.meta, "config", None), "max_pool_connections", None)
+    if isinstance(pool, int) and pool < plan.max_concurrency:
+        logger.warning(
+            "the S3 client pools %d connections for %d streams: extra connections are opened "
+            "per part; build it with instance_agent.model_copy.client_config(%d)",
+            pool,
+            plan.max_concurrency,
+            plan.max_concurrency,
+        )
+    logger.info(
+        "copying model %s (%d files, %d bytes) from s3://%s/%s to %s: %d streams x %d MiB parts "
+        "(%d MiB of buffers)",
+        manifest.model_version,
+        len(manifest.files),
+        manifest.total_bytes,
+        bucket,
+        prefix,
+        destination,
+        plan.max_concurrency,
+        plan.part_size // MiB,
+        plan.buffer_bytes // MiB,
+    )
+    copier = _Copier(
+        s3=s3,
+        bucket=bucket,
+        prefix=prefix,
+        destination=destination,
+        manifest=manifest,
+        plan=plan,
+        settings=settings,
+        cancel=cancel,
+    )
+    copier.run(progress, started)
+    seconds = time.monotonic() - started
+    report = CopyReport(
+        files=len(manifest.files),
+        bytes=manifest.total_bytes,
+        seconds=seconds,
+        mb_per_s=manifest.total_bytes / 1e6 / seconds if seconds > 0 else 0.0,
+        model_version=manifest.model_version,
+    )
+    logger.info(
+        "copied model %s: %d files, %d bytes in %.2f s (%.0f MB/s)",
+        report.model_version,
+        report.files,
+        report.bytes,
+        report.seconds,
+        report.mb_per_s,
+    )
+    return report
+
+
+def _read_manifest(s3: S3Client, bucket: str, prefix: str) -> Manifest:
+    from botocore.exceptions import BotoCoreError, ClientError  # lazy import
+
+    key = prefix + MANIFEST_NAME
+    url = f"s3://{bucket}/{key}"
+    try:
+        data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in ("NoSuchKey", "404", "NotFound", "NoSuchBucket"):
+            raise ModelNotFound(
+                f"{url} does not exist ({code}): publish the model to that prefix first "
+                "(`python -m instance_agent publish`), or fix model.prefix"
+            ) from None
+        raise ModelCopyFailed(f"cannot read {url}: {error}") from error
+    except BotoCoreError as error:
+        raise ModelCopyFailed(f"cannot read {url}: {error}") from error
+    try:
+        return parse_manifest(data, url)
+    except ManifestError as error:
+        raise ModelCopyFailed(f"invalid model manifest: {error}") from None
+
+
+class _Copier:
+    """One copy: the shared part queue, the workers, the files in flight, the first failure."""
+
+    def __init__(
+        self,
+        *,
+        s3: S3Client,
+        bucket: str,
+        prefix: str,
+        destination: Path,
+        manifest: Manifest,
+        plan: CopyPlan,
+        settings: CopySettings,
+        cancel: threading.Event,
+    ) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.manifest = manifest
+        self.plan = plan
+        self.settings = settings
+        self.cancel = cancel
+        self.lock = threading.Lock()
+        self.failure: BaseException | None = None
+        self.stop = threading.Event()
+        self.bytes_done = 0
+        root = destination.resolve()
+        self.files = [
+            _FileTask(
+                entry=entry,
+                key=prefix + entry.path,
+                final=root / entry.path,
+                partial=root / (entry.path + PARTIAL_SUFFIX),
+                parts_left=-(-entry.size // plan.part_size),
+            )
+            for entry in manifest.files
+        ]
+        self.parts = iter(
+            [
+                _Part(task, index, start, min(plan.part_size, task.entry.size - start))
+                for task in self.files
+                for index, start in enumerate(range(0, task.entry.size, plan.part_size))
+            ]
+        )
+        from botocore.exceptions import ClientError  # lazy import
+
+        self.client_error = ClientError
+        self.transient = _transient_errors()
+
+    # -- orchestration ----------------------------------------------------------------------
+
+    def run(self, progress: Callable[[CopyProgress], None] | None, started: float) -> None:
+        try:
+            self._prepare()
+            workers = [
+                threading.Thread(target=self._worker, name=f"model-copy-{n}", daemon=True)
+                for n in range(self.plan.max_concurrency)
+            ]
+            for worker in workers:
+                worker.start()
+            interval = self.settings.progress_interval_seconds
+            next_report = time.monotonic() + interval
+            while alive := [w for w in workers if w.is_alive()]:
+                # Poll: the main thread relays cancel and reports progress while workers copy.
+                alive[0].join(timeout=0.1)
+                if self.cancel.is_set():
+                    self.stop.set()
+                if progress and not self.stop.is_set() and time.monotonic() >= next_report:
+                    next_report = time.monotonic() + interval
+                    progress(self._progress(started))
+            self._raise_failure()
+            if progress:
+                progress(self._progress(started))
+        except BaseException:
+            self.stop.set()
+            self._remove_partials()
+            raise
+
+    def _raise_failure(self) -> None:
+        if self.failure is not None:
+            raise self.failure
+        if self.cancel.is_set() or not all(task.done for task in self.files):
+            raise CopyCancelled(
+                f"model copy cancelled after {self.bytes_done} of "
+                f"{self.manifest.total_bytes} bytes; partial files removed"
+            )
+
+    def _progress(self, started: float) -> CopyProgress:
+        with self.lock:
+            done = self.bytes_done
+        seconds = time.monotonic() - started
+        rate = done / seconds if seconds > 0 else 0.0
+        remaining = self.manifest.total_bytes - done
+        return CopyProgress(
+            bytes_done=done,
+            bytes_total=self.manifest.total_bytes,
+            seconds=seconds,
+            mb_per_s=rate / 1e6,
+            eta_seconds=remaining / rate if rate > 0 else None,
+        )
+
+    def _prepare(self) -> None:
+        """Create every ``.partial`` file at its full size, so writes land at their offsets."""
+        for task in self.files:
+            try:
+                task.final.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(
+                    task.partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644
+                )
+                try:
+                    _preallocate(fd, task.entry.size)
+                finally:
+                    os.close(fd)
+            except OSError as error:
+                raise ModelCopyFailed(
+                    _disk_error(task, error, self.manifest.total_bytes)
+                ) from error
+            if task.entry.size == 0:
+                self._check_empty_object(task)
+                self._finish(task)
+
+    def _check_empty_object(self, task: _FileTask) -> None:
+        # An empty file has no part to GET; still prove the object exists and is empty.
+        try:
+            head = self.s3.head_object(Bucket=self.bucket, Key=task.key)
+        except self.client_error as error:
+            self._raise_client_error(task, error, "0-0")
+        if head.get("ContentLength", 0) != 0:
+            raise ModelChecksumMismatch(
+                f"{task.entry.path}: s3://{self.bucket}/{task.key} is "
+                f"{head.get('ContentLength')} bytes, the manifest says 0: re-publish the model"
+            )
+
+    def _remove_partials(self) -> None:
+        for task in self.files:
+            if not task.done:
+                try:
+                    task.partial.unlink(missing_ok=True)
+                except OSError as error:
+                    logger.warning("could not remove %s: %s", task.partial, error)
+
+    def _finish(self, task: _FileTask) -> None:
+        # No fsync: the instance store is scratch space that dies with the instance.
+        try:
+            os.replace(task.partial, task.final)
+        except OSError as error:
+            raise ModelCopyFailed(
+                f"{task.entry.path}: cannot rename into place: {error}"
+            ) from error
+        task.done = True
+
+    def _next_part(self) -> _Part | None:
+        with self.lock:
+            return next(self.parts, None)
+
+    # -- one worker ---------------------------------------------------------------------------
+
+    def _worker(self) -> None:
+        buffer: memoryview | None = None
+        try:
+            while not self.stop.is_set() and not self.cancel.is_set():
+                part = self._next_part()
+                if part is None:
+                    return
+                if buffer is None:
+                    # One buffer per worker for the whole copy: memory is bounded by design.
+                    buffer = memoryview(bytearray(self.plan.part_size))
+                view = buffer[: part.length]
+                self._fetch_verified(part, view)
+                self._write(part, view)
+                with self.lock:
+                    self.bytes_done += part.length
+                    part.file.parts_left -= 1
+                    finished = part.file.parts_left == 0
+                if finished:
+                    self._finish(part.file)
+        except BaseException as error:  # re-raised by the main thread
+            with self.lock:
+                if self.failure is None:
+                    self.failure = error
+            self.stop.set()
+
+    def _fetch_verified(self, part: _Part, view: memoryview) -> None:
+        rereads = 0
+        while True:
+            self._fetch_with_retries(part, view)
+            bad = self._first_bad_chunk(part, view)
+            if bad is None:
+                return
+            index, start, end, got = bad
+            if rereads < CHECKSUM_REREADS:
+                rereads += 1
+                logger.warning(
+                    "%s bytes %d-%d: checksum differs, reading the part again",
+                    part.file.entry.path,
+                    start,
+                    end,
+                )
+                continue
+            raise ModelChecksumMismatch(
+                f"{part.file.entry.path}: bytes {start}-{end} (chunk {index}) have "
+                f"crc64nvme {got}, the manifest says {part.file.entry.checksums[index]}; "
+                f"s3://{self.bucket}/{part.file.key} is not what was published: re-publish "
+                "the model"
+            )
+
+    def _first_bad_chunk(self, part: _Part, view: memoryview) -> tuple[int, int, int, str] | None:
+        chunk = self.manifest.chunk_size
+        first = part.start // chunk
+        for offset in range(0, part.length, chunk):
+            index = first + offset // chunk
+            got = chunk_checksum(view[offset : offset + chunk])
+            if got != part.file.entry.checksums[index]:
+                start = part.start + offset
+                return index, start, start + min(chunk, part.length - offset) - 1, got
+        return None
+
+    def _fetch_with_retries(self, part: _Part, view: memoryview) -> None:
+        attempt = 0
+        while True:
+            try:
+                self._fetch(part, view)
+            except _RetryablePartError as error:
+                attempt += 1
+                where = f"{part.file.entry.path} bytes {part.start}-{part.start + part.length - 1}"
+                if attempt > self.settings.part_retries:
+                    raise ModelCopyFailed(
+                        f"{where} of s3://{self.bucket}/{part.file.key}: failed "
+                        f"{attempt} times, last: {error}"
+                    ) from error
+                delay = random.uniform(  # noqa: S311 - jitter, not cryptography
+                    0,
+                    min(
+                        self.settings.retry_max_seconds,
+                        self.settings.retry_base_seconds * 2**attempt,
+                    ),
+                )
+                logger.warning("%s: %s; retry %d in %.2f s", where, error, attempt, delay)
+                if self.cancel.wait(delay) or self.stop.is_set():
+                    raise CopyCancelled(f"model copy cancelled while retrying {where}") from error
+            else:
+                return
+
+    def _fetch(self, part: _Part, view: memoryview) -> None:
+        last = part.start + part.length - 1
+        byte_range = f"{part.start}-{last}"
+        try:
+            response = self.s3.get_object(
+                Bucket=self.bucket, Key=part.file.key, Range=f"bytes={byte_range}"
+            )
+        except self.client_error as error:
+            self._raise_client_error(part.file, error, byte_range)
+        except self.transient as error:
+            raise _RetryablePartError(f"{type(error).__name__}: {error}") from error
+        body = response["Body"]
+        try:
+            self._check_size(part, response)
+            filled = _read_into(body, view)
+        except self.transient as error:
+            body.close()
+            raise _RetryablePartError(f"{type(error).__name__}: {error}") from error
+        except BaseException:
+            body.close()
+            raise
+        if filled < part.length:
+            body.close()
+            raise _RetryablePartError(f"connection ended after {filled} of {part.length} bytes")
+
+    def _check_size(self, part: _Part, response: Any) -> None:
+        total = str(response.get("ContentRange", "")).rpartition("/")[2]
+        size = part.file.entry.size
+        if total.isdigit() and int(total) != size:
+            raise ModelChecksumMismatch(
+                f"{part.file.entry.path}: s3://{self.bucket}/{part.file.key} is {total} bytes, "
+                f"the manifest says {size}: the object changed since it was published; "
+                "re-publish the model"
+            )
+        if response.get("ContentLength") not in (None, part.length):
+            raise _RetryablePartError(
+                f"asked for {part.length} bytes, the response has {response.get('ContentLength')}"
+            )
+
+    def _raise_client_error(self, task: _FileTask, error: Any, byte_range: str) -> NoReturn:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        url = f"s3://{self.bucket}/{task.key}"
+        if code in ("NoSuchKey", "404", "NotFound", "NoSuchBucket"):
+            raise ModelNotFound(
+                f"{url} ({task.entry.path}) is listed in the manifest but missing: "
+                "re-publish the model"
+            ) from None
+        if code == "InvalidRange" or status == 416:
+            raise ModelChecksumMismatch(
+                f"{task.entry.path}: bytes {byte_range} are past the end of {url}, the manifest "
+                f"says it is {task.entry.size} bytes: re-publish the model"
+            ) from None
+        if code in _RETRYABLE_CODES or (isinstance(status, int) and status >= 500):
+            raise _RetryablePartError(f"{code or status}: {error}") from error
+        raise ModelCopyFailed(f"{url} bytes {byte_range}: {error}") from error
+
+    def _write(self, part: _Part, view: memoryview) -> None:
+        task = part.file
+        try:
+            fd = os.open(task.partial, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                written = 0
+                while written < part.length:
+                    written += os.pwrite(fd, view[written:], part.start + written)
+            finally:
+                os.close(fd)
+        except OSError as error:
+            raise ModelCopyFailed(_disk_error(task, error, self.manifest.total_bytes)) from error
+
+
+def _read_into(body: Any, view: memoryview) -> int:
+    """Fill ``view`` from a botocore StreamingBody; returns the bytes read (short on EOF).
+
+    With a real HTTP connection the body wraps urllib3, which wraps ``http.client``; reading the
+    latter with ``readinto`` lands the bytes from the socket straight in our buffer. Once the whole
+    declared length is read the connection goes back to the pool for the next part. Anything else
+    (e.g. moto's in-process responses) is read the generic way.
+    """
+    raw = getattr(body, "_raw_stream", None)
+    fp = getattr(raw, "_fp", None)
+    if fp is not None and hasattr(fp, "readinto") and not getattr(raw, "chunked", False):
+        filled = 0
+        while filled < len(view):
+            n = fp.readinto(view[filled:])
+            if not n:
+                break
+            filled += n
+        if filled == len(view) and fp.isclosed():
+            raw.release_conn()  # type: ignore[union-attr]
+        return filled
+    filled = 0
+    while filled < len(view):
+        data = body.read(min(len(view) - filled, 8 * MiB))
+        if not data:
+            break
+        view[filled : filled + len(data)] = data
+        filled += len(data)
+    return filled
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    """Errors of a connection or stream that another attempt on a new connection can fix."""
+    import http.client  # lazy import
+
+    from botocore.exceptions import (  # lazy import
+        ConnectionError as BotoConnectionError,
+    )
+    from botocore.exceptions import (  # lazy import
+        IncompleteReadError,
+        ReadTimeoutError,
+        ResponseStreamingError,
+    )
+    from urllib3.exceptions import HTTPError as Urllib3Error  # lazy import
+
+    return (
+        BotoConnectionError,
+        ReadTimeoutError,
+        IncompleteReadError,
+        ResponseStreamingError,
+        Urllib3Error,
+        http.client.HTTPException,
+        ConnectionError,
+        TimeoutError,
+    )
+
+
+def _preallocate(fd: int, size: int) -> None:
+    if size == 0:
+        return
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as error:
+        # Some filesystems cannot preallocate; a sparse file of the right size still works.
+        if error.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+        os.ftruncate(fd, size)
+
+
+def _disk_error(task: _FileTask, error: OSError, total: int) -> str:
+    if error.errno == errno.ENOSPC:
+        return (
+            f"{task.partial}: no space left on the device ({total} bytes needed for the model): "
+            "use a bigger instance store or a smaller model"
+        )
+    return f"{task.partial}: {error.strerror or error}"
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

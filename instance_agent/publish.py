@@ -1,0 +1,157 @@
+"""Publish a local model directory to S3 with its manifest, the manifest last.
+
+The platform team updates the model this way without touching any instance: every file is
+checksummed (CRC64/NVME per chunk) and uploaded under the prefix, then ``manifest.json`` is
+written. A reader that finds the manifest therefore finds every file it lists; a publish that
+dies halfway leaves the previous manifest (or none), never a manifest naming missing files.
+Publishing the same directory again to the same prefix is harmless and gives the same
+``model_version``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from instance_agent.checksums import file_chunk_checksums
+from instance_agent.manifest import (
+    DEFAULT_CHUNK_SIZE,
+    MANIFEST_NAME,
+    Manifest,
+    ManifestError,
+    ManifestFile,
+    build_manifest,
+    validate_relative_path,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+logger = logging.getLogger(__name__)
+
+UPLOAD_PART_SIZE = 64 * 1024 * 1024
+UPLOAD_CONCURRENCY = 8
+
+
+class PublishError(ValueError):
+    """The directory cannot be published as it is; the message says what to change."""
+
+
+def model_files(source_dir: Path) -> list[tuple[str, Path]]:
+    """Every regular file under ``source_dir`` as (relative POSIX path, real path), sorted.
+
+    Nothing is skipped silently: a symlink to a file is followed only when it stays inside the
+    directory; a symlink to a directory, a broken link, or anything that is neither a file nor a
+    directory (socket, device, FIFO) is refused with an error saying what to change.
+    """
+    if not source_dir.exists():
+        raise PublishError(f"model directory {source_dir} does not exist")
+    if not source_dir.is_dir():
+        raise PublishError(f"model directory {source_dir} is not a directory")
+    root = source_dir.resolve()
+    found: list[tuple[str, Path]] = []
+
+    def unreadable(error: OSError) -> None:
+        raise PublishError(f"cannot read {error.filename}: {error.strerror}") from error
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
+        here = Path(dirpath)
+        for name in dirnames:
+            if (here / name).is_symlink():
+                # Followed directory links can loop or duplicate the model; refuse them.
+                raise PublishError(
+                    f"{here / name} is a symlink to a directory: replace it with the directory"
+                )
+        for name in filenames:
+            path = here / name
+            real = _inside(root, path) if path.is_symlink() else path
+            if not real.is_file():
+                raise PublishError(
+                    f"{path} is not a regular file (socket, device or FIFO): remove it from "
+                    "the model directory"
+                )
+            found.append((path.relative_to(root).as_posix(), real))
+    if not found:
+        raise PublishError(f"model directory {source_dir} has no files: nothing to publish")
+    return sorted(found)
+
+
+def _inside(root: Path, path: Path) -> Path:
+    try:
+        real = path.resolve(strict=True)
+    except (FileNotFoundError, RuntimeError):
+        raise PublishError(f"{path} is a broken or looping symlink: fix or remove it") from None
+    if real != root and root not in real.parents:
+        raise PublishError(
+            f"{path} links to {real}, outside the model directory {root}: copy the file in "
+            "instead of linking it"
+        )
+    return real
+
+
+def publish_model(
+    s3: S3Client,
+    source_dir: Path,
+    bucket: str,
+    prefix: str,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> Manifest:
+    """Upload every file of ``source_dir`` under ``s3://bucket/prefix``, then its manifest."""
+    if not bucket:
+        raise PublishError("bucket is empty: give the model bucket's name")
+    if prefix and not prefix.endswith("/"):
+        raise PublishError(f"prefix {prefix!r} must end with '/' (e.g. models/current/)")
+    files = model_files(source_dir)
+    entries = []
+    for relative, path in files:
+        try:
+            validate_relative_path(relative, f"file {path}")
+        except ManifestError as error:
+            raise PublishError(str(error)) from None
+        entries.append(
+            ManifestFile(
+                path=relative,
+                size=path.stat().st_size,
+                checksums=tuple(file_chunk_checksums(path, chunk_size)),
+            )
+        )
+    try:
+        manifest = build_manifest(entries, chunk_size)
+    except ManifestError as error:
+        raise PublishError(str(error)) from None
+    for entry, (_relative, path) in zip(manifest.files, files, strict=True):
+        if path.stat().st_size != entry.size:
+            raise PublishError(f"{path} changed while it was being published: publish again")
+    _upload_files(s3, bucket, prefix, files)
+    # Last: only now does the model exist for a reader.
+    s3.put_object(
+        Bucket=bucket,
+        Key=prefix + MANIFEST_NAME,
+        Body=manifest.to_json(),
+        ContentType="application/json",
+    )
+    logger.info(
+        "published %s to s3://%s/%s: %d files, %d bytes",
+        manifest.model_version,
+        bucket,
+        prefix,
+        len(manifest.files),
+        manifest.total_bytes,
+    )
+    return manifest
+
+
+def _upload_files(s3: S3Client, bucket: str, prefix: str, files: list[tuple[str, Path]]) -> None:
+    from boto3.s3.transfer import S3Transfer, TransferConfig  # lazy: only publish needs it
+
+    config = TransferConfig(
+        multipart_threshold=UPLOAD_PART_SIZE,
+        multipart_chunksize=UPLOAD_PART_SIZE,
+        max_concurrency=UPLOAD_CONCURRENCY,
+    )
+    transfer = S3Transfer(client=s3, config=config)  # type: ignore[arg-type]
+    for relative, path in files:
+        transfer.upload_file(str(path), bucket, prefix + relative)
