@@ -1,0 +1,399 @@
+"""The agent's phases, from a booted instance to a reported run and a shut-down instance.
+
+identity -> storage -> (model copy in a background thread WHILE long-polling for the task) ->
+task check -> heartbeat thread -> wait for the copy (or copy the task's model if it differs) ->
+model run -> results upload (manifest last) -> SendTaskSuccess / SendTaskFailure -> shutdown.
+
+The deadline was armed by the user data before the agent started; the agent's own shutdown runs
+on every path (success, failure, unexpected exception, SIGTERM) through ``Agent.run``'s finally.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any, Protocol
+
+from instance_agent.activity import (
+    ActivityTask,
+    BadTaskInput,
+    Heartbeat,
+    S3Location,
+    TaskLostError,
+    build_cause,
+    send_failure,
+    send_success,
+    wait_for_task,
+)
+from instance_agent.config import AgentConfig, StorageSettings
+from instance_agent.errors import AgentFailure
+from instance_agent.imds import InstanceIdentity
+from instance_agent.logs import TailHandler
+from instance_agent.results import upload_results
+from instance_agent.runner import RunPaths, build_command, run_model, write_task_input
+from instance_agent.storage import PreparedStorage
+
+log = logging.getLogger("instance_agent.agent")
+
+WORKER_NAME_LIMIT = 80  # GetActivityTask's workerName maximum length
+
+
+class CopyReportLike(Protocol):
+    @property
+    def files(self) -> int: ...
+    @property
+    def bytes(self) -> int: ...
+    @property
+    def seconds(self) -> float: ...
+    @property
+    def mb_per_s(self) -> float: ...
+    @property
+    def model_version(self) -> str: ...
+
+
+class CopyFunction(Protocol):
+    def __call__(
+        self,
+        s3: Any,
+        bucket: str,
+        prefix: str,
+        destination: Path,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> CopyReportLike: ...
+
+
+class NoTaskError(Exception):
+    """No activity task for this instance arrived within task_wait_seconds."""
+
+
+class Terminated(BaseException):
+    """SIGTERM: a BaseException so no ``except Exception`` in a library swallows it."""
+
+
+@dataclasses.dataclass
+class Services:
+    """What the phases talk to; tests swap any of them."""
+
+    sfn: Any
+    s3: Any
+    identity: Callable[[], InstanceIdentity]
+    prepare_storage: Callable[[StorageSettings], PreparedStorage]
+    copy_model: CopyFunction
+    shutdown: Callable[[str], None]
+
+
+class CopyJob:
+    """One model copy in a background thread; ``wait`` returns its report or raises its error."""
+
+    def __init__(
+        self, copy: CopyFunction, s3: Any, location: S3Location, destination: Path
+    ) -> None:
+        self.location = location
+        self.destination = destination
+        self.cancel = threading.Event()
+        self.report: CopyReportLike | None = None
+        self.error: BaseException | None = None
+        self._copy = copy
+        self._s3 = s3
+        self._thread = threading.Thread(target=self._run, name="model-copy", daemon=True)
+
+    def start(self) -> None:
+        log.info(
+            "model copy: s3://%s/%s -> %s",
+            self.location.bucket,
+            self.location.prefix,
+            self.destination,
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.report = self._copy(
+                self._s3,
+                self.location.bucket,
+                self.location.prefix,
+                self.destination,
+                cancel=self.cancel,
+            )
+        except BaseException as exc:
+            self.error = exc
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.cancel.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def wait(self, abort: threading.Event) -> CopyReportLike:
+        while self._thread.is_alive():
+            if abort.is_set():
+                self.stop()
+                raise TaskLostError("the model copy was stopped because the task is gone")
+            self._thread.join(0.2)
+        if self.error is not None:
+            raise self.error
+        if self.report is None:  # the copy function returned nothing: a bug, not a model problem
+            raise AgentFailure("the model copy ended without a report")
+        log.info(
+            "model copy done: %d file(s), %d bytes in %.1f s (%.1f MB/s), version %s",
+            self.report.files,
+            self.report.bytes,
+            self.report.seconds,
+            self.report.mb_per_s,
+            self.report.model_version,
+        )
+        return self.report
+
+
+class Agent:
+    def __init__(
+        self,
+        config: AgentConfig,
+        services: Services,
+        tail: TailHandler | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.services = services
+        self.tail = tail
+        self.clock = clock
+        self.abort = threading.Event()  # set when the task is gone: stop every phase
+        self.identity: InstanceIdentity | None = None
+        self.task: ActivityTask | None = None
+        self.timings: dict[str, float] = {}
+        self.copy_job: CopyJob | None = None
+        self.heartbeat: Heartbeat | None = None
+        self._started = clock()
+        self._shutting_down = False
+
+    # -- entry point -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """All phases; returns the exit code. Shuts the instance down on every path."""
+        failure: BaseException | None = None
+        try:
+            try:
+                self._phases()
+            except BaseException as exc:  # SIGTERM and bugs alike end in a report and a shutdown
+                failure = exc
+            if failure is not None:
+                self._handle_failure(failure)
+        finally:
+            self._shutting_down = True
+            self._stop_background()
+            self.services.shutdown("run succeeded" if failure is None else "run failed")
+        return 0 if failure is None else 1
+
+    def _handle_failure(self, failure: BaseException) -> None:
+        if isinstance(failure, TaskLostError):
+            log.error("task lost: %s; nothing more to report", failure)
+        elif isinstance(failure, NoTaskError):
+            log.error("%s", failure)
+        elif isinstance(failure, BadTaskInput):
+            # wait_for_task already failed the task on its own token.
+            log.error("malformed task input: %s", failure)
+        elif isinstance(failure, AgentFailure):
+            log.error("run failed: %s: %s", failure.error_name, failure)
+            self._report_failure(failure.error_name, str(failure))
+        else:
+            log.error("run failed unexpectedly", exc_info=failure)
+            self._report_failure("AgentError", f"{type(failure).__name__}: {failure}")
+
+    def on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        """Signal handler: unwinds the phases (report + shutdown) unless already shutting down."""
+        if self._shutting_down:
+            log.warning("SIGTERM during shutdown; finishing it")
+            return
+        self._shutting_down = True
+        raise Terminated(f"the agent received signal {signum}")
+
+    # -- phases ------------------------------------------------------------------------------
+
+    def _timed(self, phase: str, started: float) -> None:
+        self.timings[phase] = round(self.clock() - started, 3)
+
+    def _phases(self) -> None:
+        config = self.config
+        started = self.clock()
+        self.identity = identity = self.services.identity()
+        self._timed("identity", started)
+        log.info(
+            "instance %s (%s in %s)",
+            identity.instance_id,
+            identity.instance_type,
+            identity.availability_zone,
+        )
+
+        started = self.clock()
+        storage = self.services.prepare_storage(config.storage)
+        self._timed("storage", started)
+        model_dir = storage.path / "model"
+        configured = S3Location(config.model.bucket, config.model.prefix)
+        self.copy_job = CopyJob(self.services.copy_model, self.services.s3, configured, model_dir)
+        copy_started = self.clock()
+        self.copy_job.start()
+
+        started = self.clock()
+        task = self._wait_for_task()
+        self._timed("wait_for_task", started)
+        self.task = task
+        log.info(
+            "task for execution %s (results s3://%s/%s)",
+            task.input.execution_name,
+            task.input.results.bucket,
+            task.input.results.prefix,
+        )
+        self.heartbeat = Heartbeat(
+            self.services.sfn, task.token, config.heartbeat_seconds, self._on_task_lost
+        )
+        self.heartbeat.start()
+
+        self._finish_copy(self.copy_job, task, configured, model_dir, copy_started)
+        self._run_and_report(task, storage.path, model_dir)
+
+    def _finish_copy(
+        self,
+        prefetch: CopyJob,
+        task: ActivityTask,
+        configured: S3Location,
+        model_dir: Path,
+        copy_started: float,
+    ) -> None:
+        """Wait for the prefetch, or replace it when the task names another model."""
+        if task.input.model != configured:
+            log.warning(
+                "the task asks for s3://%s/%s, not the prefetched s3://%s/%s; copying that instead",
+                task.input.model.bucket,
+                task.input.model.prefix,
+                configured.bucket,
+                configured.prefix,
+            )
+            prefetch.stop()
+            shutil.rmtree(model_dir, ignore_errors=True)
+            self.copy_job = CopyJob(
+                self.services.copy_model, self.services.s3, task.input.model, model_dir
+            )
+            copy_started = self.clock()
+            self.copy_job.start()
+            prefetch = self.copy_job
+        started = self.clock()
+        prefetch.wait(self.abort)
+        self._timed("model_copy_wait", started)
+        self._timed("model_copy", copy_started)
+
+    def _run_and_report(self, task: ActivityTask, root: Path, model_dir: Path) -> None:
+        config = self.config
+        output_dir = root / config.run.output_subdir
+        shutil.rmtree(output_dir, ignore_errors=True)  # a restarted run starts from nothing
+        output_dir.mkdir(parents=True)
+        task_input_path = root / "task-input.json"
+        write_task_input(task_input_path, task.input.raw)
+        paths = RunPaths(model_dir, output_dir, task_input_path, task.input.execution_name)
+        runtime = task.input.max_runtime_seconds or config.max_runtime_seconds
+        started = self.clock()
+        run_model(
+            build_command(config.run, paths),
+            runtime,
+            kill_grace_seconds=config.run.kill_grace_seconds,
+            cancel=self.abort,
+            cwd=root,
+        )
+        self._timed("model_run", started)
+        if self.abort.is_set():
+            raise TaskLostError("the task was lost while the model ran")
+
+        started = self.clock()
+        results = upload_results(
+            self.services.s3, output_dir, task.input.results.bucket, task.input.results.prefix
+        )
+        self._timed("results_upload", started)
+        self._timed("total", self._started)
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+        if self.abort.is_set():
+            raise TaskLostError("the task was lost during the results upload")
+        output = {
+            "instance_id": task.input.instance_id,
+            "results": {
+                "bucket": results.bucket,
+                "prefix": results.prefix,
+                "manifest_key": results.manifest_key,
+            },
+            "timings": self.timings,
+        }
+        send_success(self.services.sfn, task.token, output)
+        log.info("run succeeded; timings %s", self.timings)
+
+    def _wait_for_task(self) -> ActivityTask:
+        if self.identity is None:
+            raise NoTaskError("the instance identity is unknown: cannot tell which task is ours")
+        remaining = self.config.task_wait_seconds - (self.clock() - self._started)
+        task = wait_for_task(
+            self.services.sfn,
+            self.config.activity_arn,
+            self.worker_name,
+            self.identity.instance_id,
+            max(remaining, 0),
+            clock=self.clock,
+            stop=self.abort,
+        )
+        if task is None:
+            raise NoTaskError(
+                f"no activity task for {self.identity.instance_id} within "
+                f"task_wait_seconds={self.config.task_wait_seconds}; giving up"
+            )
+        return task
+
+    @property
+    def worker_name(self) -> str:
+        instance_id = self.identity.instance_id if self.identity else "unknown"
+        return f"{self.config.worker_name_prefix}-{instance_id}"[-WORKER_NAME_LIMIT:]
+
+    def _on_task_lost(self, reason: str) -> None:
+        log.error("the task is gone (%s): stopping the copy and the model", reason)
+        self.abort.set()
+        if self.copy_job is not None:
+            self.copy_job.cancel.set()
+
+    def _stop_background(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+        if self.copy_job is not None:
+            self.copy_job.stop()
+
+    def _report_failure(self, error: str, message: str) -> None:
+        """SendTaskFailure with the log's tail; before the task arrived, fetch it first.
+
+        A failure before the task (no instance store, say) is still reported: the agent polls
+        for its task so the execution fails now, not at its timeout.
+        """
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+        try:
+            if self.task is None:
+                if self.identity is None or self.abort.is_set():
+                    log.error("no task to report %s to; shutting down", error)
+                    return
+                log.info("polling for the task to report %s", error)
+                self.task = self._wait_for_task()
+            tail = self.tail.text() if self.tail is not None else ""
+            sent = send_failure(
+                self.services.sfn, self.task.token, error, build_cause(message, tail)
+            )
+            if sent:
+                log.info("reported %s to Step Functions", error)
+        except BaseException:
+            log.exception("could not report %s; the workflow's timeouts will catch it", error)
+
+
+def install_sigterm(agent: Agent) -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, agent.on_sigterm)

@@ -1,0 +1,370 @@
+"""The agent's configuration: one JSON file, validated with stdlib dataclasses.
+
+No pydantic here: pydantic_core is a binary per Python version, and the agent must run on whatever
+python3 the AMI has. Every setting carries a default (or is marked required) and a description in
+its field metadata; README.md's settings table is generated from them (``settings_table``).
+Unknown keys are refused, and every error names the bad key by its dotted path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from instance_agent.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/instance-agent/config.json")
+
+_REQUIRED = "required"
+
+
+def doc(description: str) -> dict[str, str]:
+    """Field metadata: the description README.md's settings table shows."""
+    return {"description": description}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ModelLocation:
+    """Where the model lives in S3."""
+
+    bucket: str = field(metadata=doc("S3 bucket of the model (the model bucket)."))
+    prefix: str = field(
+        metadata=doc(
+            "S3 prefix of the model, ending in `/`; copied at boot while the agent waits for "
+            "its task."
+        )
+    )
+
+    def __post_init__(self) -> None:
+        if not self.bucket:
+            raise ConfigError("model.bucket: must not be empty; set the model bucket's name")
+        if not self.prefix.endswith("/"):
+            raise ConfigError(f"model.prefix: {self.prefix!r} must end with '/'")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StorageSettings:
+    """The local NVMe instance store the model is copied to."""
+
+    mount_point: str = field(
+        default="/mnt/model-store",
+        metadata=doc("Where the instance store (or its RAID0 array) is mounted."),
+    )
+    allow_root_volume_fallback: bool = field(
+        default=False,
+        metadata=doc(
+            "Without instance-store disks, use `fallback_directory` on the root volume (slow on a "
+            "volume restored from a snapshot) instead of failing with NoInstanceStore."
+        ),
+    )
+    fallback_directory: str = field(
+        default="/var/lib/instance-agent",
+        metadata=doc("The root-volume directory used when the fallback is allowed."),
+    )
+    sysfs_root: str = field(
+        default="/sys",
+        metadata=doc("Root of sysfs, where `class/nvme/nvmeN/model` names each NVMe controller."),
+    )
+    mounts_file: str = field(
+        default="/proc/self/mounts",
+        metadata=doc(
+            "The mount table read to skip formatting when the mount point is already mounted."
+        ),
+    )
+    raid_device: str = field(
+        default="/dev/md0",
+        metadata=doc("The md device created when several instance-store disks are striped."),
+    )
+    mkfs_options: list[str] = field(
+        default_factory=lambda: ["-f"],
+        metadata=doc(
+            "Extra `mkfs.xfs` arguments (besides `-K`, which skips the slow discard pass)."
+        ),
+    )
+    mount_options: str = field(default="noatime", metadata=doc("Options passed to `mount -o`."))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    """How the model is run."""
+
+    command: list[str] = field(
+        default_factory=list,
+        metadata=doc(
+            "The model command. Without a container image it runs on the host; with one it is the "
+            "container's command (empty: the image's own entry point)."
+        ),
+    )
+    container_image: str | None = field(
+        default=None,
+        metadata=doc(
+            "A Docker image to run with `docker run --gpus all`; null runs `command` on the host."
+        ),
+    )
+    docker_args: list[str] = field(
+        default_factory=list,
+        metadata=doc("Extra `docker run` arguments, before the image (e.g. `--shm-size=8g`)."),
+    )
+    kill_grace_seconds: float = field(
+        default=10.0,
+        metadata=doc(
+            "After max_runtime_seconds, the process group gets SIGTERM, then SIGKILL this much "
+            "later."
+        ),
+    )
+    output_subdir: str = field(
+        default="output",
+        metadata=doc("Directory under the mount point where the model writes its results."),
+    )
+
+    def __post_init__(self) -> None:
+        if not self.command and not self.container_image:
+            raise ConfigError(
+                "run.command: must not be empty when run.container_image is null; "
+                "set the model command or an image"
+            )
+        if self.kill_grace_seconds < 0:
+            raise ConfigError("run.kill_grace_seconds: must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CopySettingsConfig:
+    """Tuning of the model copy, passed to the copy engine's CopySettings."""
+
+    part_size_mb: int | None = field(
+        default=None,
+        metadata=doc(
+            "Size of each ranged GET in MiB; null chooses from the model size (64 MiB at most)."
+        ),
+    )
+    max_concurrency: int | None = field(
+        default=None,
+        metadata=doc(
+            "Parallel ranged GETs, each with one part-sized buffer; null: 4 per vCPU, 4 to 64."
+        ),
+    )
+    part_retries: int = field(
+        default=5, metadata=doc("Retries of one part (dropped connection, 5xx, throttling).")
+    )
+    retry_base_seconds: float = field(
+        default=0.2, metadata=doc("First retry delay of a part (jittered, doubling).")
+    )
+    retry_max_seconds: float = field(default=5.0, metadata=doc("Longest retry delay of a part."))
+    progress_interval_seconds: float = field(
+        default=5.0, metadata=doc("How often a copy progress line (bytes, MB/s, ETA) is logged.")
+    )
+
+    def __post_init__(self) -> None:
+        if self.part_size_mb is not None and not 1 <= self.part_size_mb <= 1024:
+            raise ConfigError("copy.part_size_mb: must be between 1 and 1024, or null")
+        if self.max_concurrency is not None and self.max_concurrency < 1:
+            raise ConfigError("copy.max_concurrency: must be >= 1, or null")
+        if self.part_retries < 0:
+            raise ConfigError("copy.part_retries: must be >= 0")
+        for name in ("retry_base_seconds", "retry_max_seconds", "progress_interval_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"copy.{name}: must be > 0")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AgentConfig:
+    """The whole configuration file."""
+
+    region: str = field(metadata=doc("AWS region of the activity and the buckets."))
+    activity_arn: str = field(metadata=doc("ARN of the Step Functions activity the agent polls."))
+    model: ModelLocation = field(metadata=doc("The model prefetched at boot (`bucket`, `prefix`)."))
+    storage: StorageSettings = field(
+        default_factory=StorageSettings, metadata=doc("Instance-store settings (see `storage.*`).")
+    )
+    run: RunSettings = field(metadata=doc("Model command settings (see `run.*`)."))
+    copy: CopySettingsConfig = field(
+        default_factory=CopySettingsConfig, metadata=doc("Model copy tuning (see `copy.*`).")
+    )
+    heartbeat_seconds: int = field(
+        default=60, metadata=doc("Interval of SendTaskHeartbeat while the task is held.")
+    )
+    task_wait_seconds: int = field(
+        default=1800,
+        metadata=doc("How long to wait for the activity task before giving up and shutting down."),
+    )
+    max_runtime_seconds: int = field(
+        default=3600,
+        metadata=doc(
+            "Default model runtime limit; the task's own `max_runtime_seconds` overrides it."
+        ),
+    )
+    endpoint_url: str | None = field(
+        default=None,
+        metadata=doc("AWS endpoint for every client (a local emulator); null uses the real AWS."),
+    )
+    imds_endpoint: str = field(
+        default="http://169.254.169.254",
+        metadata=doc("Instance metadata service (IMDSv2) base URL."),
+    )
+    imds_timeout_seconds: float = field(default=2.0, metadata=doc("Timeout of each IMDS request."))
+    worker_name_prefix: str = field(
+        default="instance-agent",
+        metadata=doc("GetActivityTask worker name prefix; the instance id is appended."),
+    )
+    shutdown_command: list[str] = field(
+        default_factory=lambda: ["shutdown", "-h", "now"],
+        metadata=doc(
+            "Run on every exit path; with shutdown behaviour `terminate` it ends the instance."
+        ),
+    )
+    log_tail_lines: int = field(
+        default=200,
+        metadata=doc(
+            "Log lines kept for SendTaskFailure's cause (cut to the API's 32,768 characters)."
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        if not self.region:
+            raise ConfigError("region: must not be empty; set the AWS region, e.g. 'eu-west-1'")
+        if not self.activity_arn.startswith("arn:") or ":activity:" not in self.activity_arn:
+            raise ConfigError(
+                f"activity_arn: {self.activity_arn!r} is not an activity ARN "
+                "(arn:aws:states:<region>:<account>:activity:<name>)"
+            )
+        for name in ("heartbeat_seconds", "max_runtime_seconds", "log_tail_lines"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be >= 1")
+        if self.task_wait_seconds < 0:
+            raise ConfigError("task_wait_seconds: must be >= 0")
+        if self.imds_timeout_seconds <= 0:
+            raise ConfigError("imds_timeout_seconds: must be > 0")
+        if not self.shutdown_command:
+            raise ConfigError(
+                "shutdown_command: must not be empty; the agent must be able to end the instance"
+            )
+
+
+_T = TypeVar("_T")
+
+
+def _type_name(tp: Any) -> str:
+    if tp is type(None):
+        return "null"
+    if dataclasses.is_dataclass(tp):
+        return "object"
+    if typing.get_origin(tp) is list:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in typing.get_args(tp))
+    return {str: "string", int: "integer", float: "number", bool: "boolean"}[tp]
+
+
+def _convert(tp: Any, value: Any, key: str) -> Any:
+    """Check ``value`` against ``tp``; nested dataclasses are built recursively."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            if arg is type(None) and value is None:
+                return None
+        (inner,) = [arg for arg in typing.get_args(tp) if arg is not type(None)]
+        return _convert(inner, value, key)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected an object, got {type(value).__name__}")
+        return _build(typing.cast(type[Any], tp), value, f"{key}.")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a {_type_name(tp)}, got {type(value).__name__}")
+        (item_type,) = typing.get_args(tp)
+        return [_convert(item_type, item, f"{key}[{i}]") for i, item in enumerate(value)]
+    # bool is an int in Python; a JSON `true` is never a valid count of seconds.
+    ok = isinstance(value, tp) and not (tp is not bool and isinstance(value, bool))
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not ok:
+        raise ConfigError(
+            f"{key}: expected a {_type_name(tp)}, got {json.dumps(value)} ({type(value).__name__})"
+        )
+    return value
+
+
+def _build(cls: type[_T], data: Mapping[str, Any], prefix: str = "") -> _T:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(typing.cast(Any, cls))}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        names = ", ".join(prefix + name for name in unknown)
+        raise ConfigError(f"{names}: unknown key; known keys are {', '.join(sorted(fields))}")
+    kwargs: dict[str, Any] = {}
+    for name, spec in fields.items():
+        key = prefix + name
+        if name in data:
+            kwargs[name] = _convert(hints[name], data[name], key)
+        elif _is_required(spec):
+            raise ConfigError(f"{key}: required key is missing; {spec.metadata['description']}")
+    return cls(**kwargs)
+
+
+def parse_config(data: Any) -> AgentConfig:
+    """Validate a decoded JSON document; raises ConfigError naming the bad key."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"(top level): expected a JSON object, got {type(data).__name__}")
+    return _build(AgentConfig, data)
+
+
+def load_config(path: Path) -> AgentConfig:
+    """Read and validate the configuration file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the configuration file {path}: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}") from exc
+    return parse_config(data)
+
+
+def _walk(cls: type[Any], prefix: str = "") -> Iterator[tuple[str, str, str, str]]:
+    hints = typing.get_type_hints(cls)
+    for spec in dataclasses.fields(cls):
+        tp = hints[spec.name]
+        key = prefix + spec.name
+        if dataclasses.is_dataclass(tp):
+            yield (
+                key,
+                "object",
+                _REQUIRED if _is_required(spec) else "`{}` (all defaults)",
+                spec.metadata["description"],
+            )
+            yield from _walk(typing.cast(type[Any], tp), key + ".")
+            continue
+        yield key, _type_name(tp), _default_text(spec), spec.metadata["description"]
+
+
+def _is_required(spec: dataclasses.Field[Any]) -> bool:
+    return spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING
+
+
+def _default_text(spec: dataclasses.Field[Any]) -> str:
+    if _is_required(spec):
+        return _REQUIRED
+    if spec.default is dataclasses.MISSING:
+        value = typing.cast(Callable[[], Any], spec.default_factory)()
+    else:
+        value = spec.default
+    return f"`{json.dumps(value)}`"
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting, as README.md shows it."""
+    lines = ["| key | type | default | description |", "| --- | --- | --- | --- |"]
+    for key, type_name, default, description in _walk(AgentConfig):
+        lines.append(f"| `{key}` | {type_name} | {default} | {description} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(settings_table(), end="")

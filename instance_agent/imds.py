@@ -1,0 +1,72 @@
+"""The instance's identity from IMDSv2: a session token (PUT), then three metadata reads."""
+
+from __future__ import annotations
+
+import dataclasses
+import urllib.error
+import urllib.request
+
+from instance_agent.errors import AgentFailure
+
+TOKEN_TTL_SECONDS = 21600
+
+
+class IdentityUnavailable(AgentFailure):
+    """IMDS did not answer; without the instance id the agent cannot tell its task apart."""
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceIdentity:
+    instance_id: str
+    instance_type: str
+    availability_zone: str
+
+
+def _request(request: urllib.request.Request, timeout: float) -> str:
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            body: bytes = response.read()
+    except urllib.error.HTTPError as exc:
+        raise IdentityUnavailable(
+            f"IMDS {request.get_method()} {request.full_url} answered HTTP {exc.code}; "
+            "check the launch template's metadata options (HttpTokens, hop limit)"
+        ) from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise IdentityUnavailable(
+            f"IMDS {request.get_method()} {request.full_url} failed within {timeout} s: "
+            f"{getattr(exc, 'reason', exc)}; check imds_endpoint and that IMDS is enabled"
+        ) from exc
+    return body.decode("utf-8").strip()
+
+
+def fetch_identity(endpoint: str, timeout: float) -> InstanceIdentity:
+    """Read instance id, type and availability zone with an IMDSv2 session token."""
+    base = endpoint.rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise IdentityUnavailable(f"imds_endpoint: {endpoint!r} must be an http(s) URL")
+    token = _request(
+        urllib.request.Request(  # noqa: S310 - the scheme is checked above
+            f"{base}/latest/api/token",
+            method="PUT",
+            headers={"X-aws-ec2-metadata-token-ttl-seconds": str(TOKEN_TTL_SECONDS)},
+        ),
+        timeout,
+    )
+
+    def read(path: str) -> str:
+        value = _request(
+            urllib.request.Request(  # noqa: S310 - the scheme is checked above
+                f"{base}/latest/meta-data/{path}",
+                headers={"X-aws-ec2-metadata-token": token},
+            ),
+            timeout,
+        )
+        if not value:
+            raise IdentityUnavailable(f"IMDS returned an empty {path}")
+        return value
+
+    return InstanceIdentity(
+        instance_id=read("instance-id"),
+        instance_type=read("instance-type"),
+        availability_zone=read("placement/availability-zone"),
+    )

@@ -1,0 +1,118 @@
+"""The real services behind the phases: boto3 clients, IMDS, the disks, the copy engine.
+
+Imported only by ``run``, after the configuration is valid: this is where boto3 comes in.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from instance_agent.activity import make_sfn_client
+from instance_agent.agent import CopyFunction, CopyReportLike, Services
+from instance_agent.config import AgentConfig, CopySettingsConfig
+from instance_agent.errors import ConfigError
+from instance_agent.imds import fetch_identity
+from instance_agent.storage import prepare_storage
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from instance_agent.model_copy import CopyProgress, CopySettings
+
+log = logging.getLogger("instance_agent.copy")
+
+MiB = 1024 * 1024
+
+
+def copy_settings_from(settings: CopySettingsConfig) -> CopySettings:
+    from instance_agent.model_copy import CopySettings
+
+    try:
+        return CopySettings(
+            part_size=None if settings.part_size_mb is None else settings.part_size_mb * MiB,
+            max_concurrency=settings.max_concurrency,
+            part_retries=settings.part_retries,
+            retry_base_seconds=settings.retry_base_seconds,
+            retry_max_seconds=settings.retry_max_seconds,
+            progress_interval_seconds=settings.progress_interval_seconds,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"copy: {exc}") from exc
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def log_copy_progress(progress: CopyProgress) -> None:
+    percent = 100.0 * progress.bytes_done / progress.bytes_total if progress.bytes_total else 100.0
+    log.info(
+        "copy progress: %d/%d bytes (%.1f%%) %.1f MB/s ETA %s",
+        progress.bytes_done,
+        progress.bytes_total,
+        percent,
+        progress.mb_per_s,
+        format_eta(progress.eta_seconds),
+    )
+
+
+def make_s3_client(config: AgentConfig) -> S3Client:
+    import boto3
+
+    from instance_agent.model_copy import MAX_CONCURRENCY, client_config
+
+    # One pooled connection per part in flight, or urllib3 opens a connection per part.
+    streams = config.copy.max_concurrency or MAX_CONCURRENCY
+    return boto3.client(
+        "s3",
+        region_name=config.region,
+        endpoint_url=config.endpoint_url,
+        config=client_config(streams),
+    )
+
+
+def copy_function(settings: CopySettingsConfig) -> CopyFunction:
+    from instance_agent.model_copy import copy_model
+
+    copy_settings = copy_settings_from(settings)
+
+    def copy(
+        s3: Any,
+        bucket: str,
+        prefix: str,
+        destination: Path,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> CopyReportLike:
+        return copy_model(
+            s3,
+            bucket,
+            prefix,
+            destination,
+            settings=copy_settings,
+            progress=log_copy_progress,
+            cancel=cancel,
+        )
+
+    return copy
+
+
+def default_services(config: AgentConfig, shutdown: Callable[[str], None]) -> Services:
+    return Services(
+        sfn=make_sfn_client(config.region, config.endpoint_url),
+        s3=make_s3_client(config),
+        identity=functools.partial(
+            fetch_identity, config.imds_endpoint, config.imds_timeout_seconds
+        ),
+        prepare_storage=prepare_storage,
+        copy_model=copy_function(config.copy),
+        shutdown=shutdown,
+    )
