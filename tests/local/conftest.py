@@ -1,0 +1,22 @@
+"""Fixtures of the local AWS machinery: one emulator per session, emptied after every test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from local_aws.server import LocalAws, local_aws_server
+
+
+@pytest.fixture(scope="session")
+def _local_aws_session() -> Iterator[LocalAws]:
+    # Starting and stopping moto's server costs about a second; resetting it costs milliseconds.
+    with local_aws_server(activity_poll_seconds=1) as aws:
+        yield aws
+
+
+@pytest.fixture
+def local_aws(_local_aws_session: LocalAws) -> Iterator[LocalAws]:
+    yield _local_aws_session
+    _local_aws_session.reset()
