@@ -276,7 +276,7 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
         return _build(typing.cast(type[Any], tp), value, f"{key}.")
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected a {_type_name(tp)}, got {type(value).__name__}")
+            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__}")
         (item_type,) = typing.get_args(tp)
         return [_convert(item_type, item, f"{key}[{i}]") for i, item in enumerate(value)]
     # bool is an int in Python; a JSON `true` is never a valid count of seconds.
@@ -285,7 +285,7 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
         return float(value)
     if not ok:
         raise ConfigError(
-            f"{key}: expected a {_type_name(tp)}, got {json.dumps(value)} ({type(value).__name__})"
+            f"{key}: expected {_type_name(tp)}, got {json.dumps(value)} ({type(value).__name__})"
         )
     return value
 

@@ -1,0 +1,106 @@
+"""The activity worker: polling, the instance check, the heartbeat thread, the failure cause."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from instance_agent.activity import (
+    CAUSE_LIMIT,
+    BadTaskInput,
+    Heartbeat,
+    build_cause,
+    wait_for_task,
+)
+from tests.agent.fakes import FakeSfn, task_input
+
+ARN = "arn:aws:states:eu-west-1:123456789012:activity:weekly-run"
+
+
+def poll(sfn: FakeSfn, wait: float = 0) -> Any:
+    return wait_for_task(sfn, ARN, "instance-agent-i-ours", "i-ours", wait)  # type: ignore[arg-type]
+
+
+def test_a_task_naming_this_instance_is_accepted() -> None:
+    sfn = FakeSfn([{"token": "t1", "input": task_input()}])
+    task = poll(sfn)
+    assert task.token == "t1"
+    assert task.input.results.prefix == "runs/run-1/"
+    assert task.input.parameters == {"week": 48}
+    assert sfn.failures == []
+
+
+def test_another_instances_task_is_failed_and_polling_goes_on() -> None:
+    sfn = FakeSfn(
+        [
+            {"token": "theirs", "input": task_input("i-theirs")},
+            {"token": "ours", "input": task_input()},
+        ]
+    )
+    task = poll(sfn, wait=60)
+    assert task.token == "ours"
+    assert sfn.failures[0]["token"] == "theirs"
+    assert sfn.failures[0]["error"] == "WrongInstance"
+    assert "i-theirs" in sfn.failures[0]["cause"]
+
+
+def test_no_task_within_the_wait_returns_none() -> None:
+    clock = iter(range(0, 1000, 30))
+    sfn = FakeSfn()
+    task = wait_for_task(sfn, ARN, "w", "i-ours", 90, clock=lambda: float(next(clock)))  # type: ignore[arg-type]
+    assert task is None
+    assert sfn.polls == 3
+
+
+def test_a_malformed_task_for_this_instance_is_failed_naming_the_field() -> None:
+    sfn = FakeSfn([{"token": "t1", "input": task_input(results={"bucket": "b"})}])
+    with pytest.raises(BadTaskInput, match=r"results\.prefix"):
+        poll(sfn)
+    assert sfn.failures[0]["error"] == "AgentError"
+
+
+def test_heartbeats_are_sent_at_the_interval() -> None:
+    sfn = FakeSfn()
+    beat = Heartbeat(sfn, "t1", 0.1, lambda reason: None)  # type: ignore[arg-type]
+    beat.start()
+    time.sleep(0.55)
+    beat.stop()
+    assert 3 <= sfn.heartbeats <= 6
+
+
+def test_throttling_is_retried_with_backoff() -> None:
+    sfn = FakeSfn()
+    sfn.heartbeat_errors = ["ThrottlingException", "ThrottlingException"]
+    beat = Heartbeat(sfn, "t1", 0.05, lambda reason: None, first_backoff=0.01)  # type: ignore[arg-type]
+    beat.start()
+    deadline = time.monotonic() + 5
+    while sfn.heartbeats < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    beat.stop()
+    assert sfn.heartbeats >= 1
+    assert sfn.heartbeat_errors == []
+    assert not beat.lost.is_set()
+
+
+@pytest.mark.parametrize("code", ["TaskTimedOut", "InvalidToken"])
+def test_a_gone_task_stops_the_heartbeat_and_calls_back(code: str) -> None:
+    sfn = FakeSfn()
+    sfn.heartbeat_errors = [code]
+    reasons: list[str] = []
+    beat = Heartbeat(sfn, "t1", 0.05, reasons.append)  # type: ignore[arg-type]
+    beat.start()
+    assert beat.lost.wait(5)
+    time.sleep(0.2)
+    beat.stop()
+    assert reasons == [code]
+    assert sfn.heartbeats == 0
+
+
+def test_the_cause_keeps_the_message_and_the_end_of_the_log() -> None:
+    tail = "\n".join(f"line {i}" for i in range(10000))
+    cause = build_cause("ModelCommandFailed: exited with code 2", tail)
+    assert len(cause) <= CAUSE_LIMIT
+    assert cause.startswith("ModelCommandFailed: exited with code 2")
+    assert cause.endswith("line 9999")

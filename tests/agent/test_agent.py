@@ -1,0 +1,246 @@
+"""The phases end-to-end in-process, with fakes for the disks, IMDS, Step Functions and the copy.
+
+S3 is moto's; the model command is a real process. Every path must end in exactly one shutdown.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from instance_agent.agent import Agent, Services, Terminated
+from instance_agent.config import AgentConfig, StorageSettings, parse_config
+from instance_agent.errors import ModelNotFound, NoInstanceStore
+from instance_agent.imds import InstanceIdentity
+from instance_agent.logs import TailHandler, setup_logging
+from instance_agent.storage import PreparedStorage
+from tests.agent.fakes import FakeSfn, task_input
+
+BUCKET = "models-bucket"
+
+
+@dataclass
+class FakeCopyReport:
+    files: int = 1
+    bytes: int = 5
+    seconds: float = 0.01
+    mb_per_s: float = 0.5
+    model_version: str = "sha256:abc"
+
+
+class World:
+    """Everything the agent talks to, recorded."""
+
+    def __init__(self, root: Path, s3: Any) -> None:
+        self.root = root
+        self.s3 = s3
+        self.sfn = FakeSfn([{"token": "t1", "input": task_input()}])
+        self.shutdowns: list[str] = []
+        self.copies: list[tuple[str, str]] = []
+        self.copy_error: BaseException | None = None
+        self.storage_error: BaseException | None = None
+
+    def copy(
+        self, s3: Any, bucket: str, prefix: str, destination: Path, *, cancel: Any = None
+    ) -> FakeCopyReport:
+        self.copies.append((bucket, prefix))
+        if self.copy_error is not None:
+            raise self.copy_error
+        destination.mkdir(parents=True, exist_ok=True)
+        (destination / "weights.bin").write_bytes(b"model")
+        return FakeCopyReport()
+
+    def prepare(self, settings: StorageSettings) -> PreparedStorage:
+        if self.storage_error is not None:
+            raise self.storage_error
+        return PreparedStorage(self.root, (), False, True)
+
+    def services(self) -> Services:
+        return Services(
+            sfn=self.sfn,
+            s3=self.s3,
+            identity=lambda: InstanceIdentity("i-ours", "g5.xlarge", "eu-west-1a"),
+            prepare_storage=self.prepare,
+            copy_model=self.copy,
+            shutdown=self.shutdowns.append,
+        )
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="eu-west-1")
+        s3.create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
+        yield World(tmp_path, s3)
+
+
+def config(base: dict[str, Any], code: str, **overrides: Any) -> AgentConfig:
+    data = {**base, "run": {"command": [sys.executable, "-c", code]}, "task_wait_seconds": 1}
+    data.update(overrides)
+    return parse_config(data)
+
+
+SCORE = (
+    "import json, os, pathlib\n"
+    "task = json.load(open(os.environ['TASK_INPUT']))\n"
+    "model = pathlib.Path(os.environ['MODEL_DIR'], 'weights.bin').read_bytes()\n"
+    "out = pathlib.Path(os.environ['OUTPUT_DIR'], 'scores.json')\n"
+    "out.write_text(json.dumps({'week': task['parameters']['week'], 'model': model.decode()}))\n"
+    "print('scored', os.environ['RUN_NAME'])\n"
+)
+
+
+def run(world: World, cfg: AgentConfig, tail: TailHandler | None = None) -> int:
+    return Agent(cfg, world.services(), tail).run()
+
+
+def test_a_successful_run_uploads_reports_and_shuts_down(
+    world: World, base_config: dict[str, Any]
+) -> None:
+    assert run(world, config(base_config, SCORE)) == 0
+    (success,) = world.sfn.successes
+    output = success["output"]
+    assert output["instance_id"] == "i-ours"
+    assert output["results"] == {
+        "bucket": BUCKET,
+        "prefix": "runs/run-1/",
+        "manifest_key": "runs/run-1/_manifest.json",
+    }
+    assert {"identity", "storage", "wait_for_task", "model_copy", "model_run"} <= set(
+        output["timings"]
+    )
+    body = world.s3.get_object(Bucket=BUCKET, Key="runs/run-1/scores.json")["Body"].read()
+    assert json.loads(body) == {"week": 48, "model": "model"}
+    assert world.shutdowns == ["run succeeded"]
+
+
+def test_a_failing_command_is_reported_with_its_output_and_shuts_down(
+    world: World, base_config: dict[str, Any]
+) -> None:
+    tail = setup_logging(50)
+    code = "import sys; print('CUDA out of memory'); sys.exit(4)"
+    assert run(world, config(base_config, code), tail) == 1
+    (failure,) = world.sfn.failures
+    assert failure["error"] == "ModelCommandFailed"
+    assert "exited with code 4" in failure["cause"]
+    assert "CUDA out of memory" in failure["cause"]
+    assert world.shutdowns == ["run failed"]
+
+
+def test_a_timed_out_command_is_reported_as_model_run_timed_out(
+    world: World, base_config: dict[str, Any]
+) -> None:
+    world.sfn.tasks[0]["input"]["max_runtime_seconds"] = 1
+    cfg = parse_config(
+        {**base_config, "task_wait_seconds": 1, "run": {
+            "command": [sys.executable, "-c", "import time; time.sleep(30)"],
+            "kill_grace_seconds": 0.2,
+        }}
+    )  # fmt: skip
+    assert run(world, cfg) == 1
+    assert world.sfn.failures[0]["error"] == "ModelRunTimedOut"
+    assert world.shutdowns == ["run failed"]
+
+
+def test_a_copy_failure_is_reported_under_its_name(
+    world: World, base_config: dict[str, Any]
+) -> None:
+    world.copy_error = ModelNotFound("s3://models-bucket/models/current/manifest.json is missing")
+    assert run(world, config(base_config, "pass")) == 1
+    assert world.sfn.failures[0]["error"] == "ModelNotFound"
+    assert world.shutdowns == ["run failed"]
+
+
+def test_a_storage_failure_before_the_task_is_still_reported_on_the_task(
+    world: World, base_config: dict[str, Any]
+) -> None:
+    world.storage_error = NoInstanceStore("no NVMe disk")
+    assert run(world, config(base_config, "pass")) == 1
+    assert world.sfn.failures == [
+        {"token": "t1", "error": "NoInstanceStore", "cause": "no NVMe disk"}
+    ]
+    assert world.shutdowns == ["run failed"]
+
+
+def test_no_task_within_the_wait_shuts_down(world: World, base_config: dict[str, Any]) -> None:
+    world.sfn.tasks.clear()
+    assert run(world, config(base_config, "pass", task_wait_seconds=0)) == 1
+    assert world.sfn.failures == []
+    assert world.shutdowns == ["run failed"]
+
+
+def test_a_task_naming_another_model_copies_that_model(
+    world: World, base_config: dict[str, Any]
+) -> None:
+    world.sfn.tasks[0]["input"]["model"] = {"bucket": BUCKET, "prefix": "models/next/"}
+    assert run(world, config(base_config, "pass")) == 0
+    assert world.copies == [(BUCKET, "models/current/"), (BUCKET, "models/next/")]
+
+
+def test_an_unexpected_exception_is_reported_as_agent_error(
+    world: World, base_config: dict[str, Any]
+) -> None:
+    world.copy_error = RuntimeError("bug")
+    assert run(world, config(base_config, "pass")) == 1
+    assert world.sfn.failures[0]["error"] == "AgentError"
+    assert "RuntimeError: bug" in world.sfn.failures[0]["cause"]
+    assert world.shutdowns == ["run failed"]
+
+
+def test_sigterm_during_the_run_reports_and_shuts_down(
+    world: World, base_config: dict[str, Any]
+) -> None:
+    world.copy_error = Terminated("the agent received signal 15")
+    assert run(world, config(base_config, "pass")) == 1
+    assert world.sfn.failures[0]["error"] == "AgentError"
+    assert "signal 15" in world.sfn.failures[0]["cause"]
+    assert world.shutdowns == ["run failed"]
+
+
+def test_a_lost_task_stops_the_model_and_reports_nothing(
+    world: World, base_config: dict[str, Any]
+) -> None:
+    world.sfn.heartbeat_errors = ["TaskTimedOut"]
+    cfg = parse_config(
+        {**base_config, "heartbeat_seconds": 1, "task_wait_seconds": 1,
+         "run": {"command": [sys.executable, "-c", "import time; time.sleep(30)"],
+                 "kill_grace_seconds": 0.2}}
+    )  # fmt: skip
+    done = threading.Event()
+    result: list[int] = []
+
+    def go() -> None:
+        result.append(run(world, cfg))
+        done.set()
+
+    threading.Thread(target=go, daemon=True).start()
+    assert done.wait(15), "the agent did not stop after TaskTimedOut"
+    assert result == [1]
+    assert world.sfn.failures == []
+    assert world.sfn.successes == []
+    assert world.shutdowns == ["run failed"]
+
+
+def test_a_failed_identity_lookup_still_shuts_down(
+    world: World, base_config: dict[str, Any]
+) -> None:
+    services = world.services()
+
+    def no_imds() -> InstanceIdentity:
+        raise OSError("IMDS down")
+
+    services.identity = no_imds
+    assert Agent(config(base_config, "pass"), services).run() == 1
+    assert world.shutdowns == ["run failed"]
+    assert world.sfn.polls == 0
