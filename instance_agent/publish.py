@@ -91,19 +91,10 @@ def _inside(root: Path, path: Path) -> Path:
     return real
 
 
-def publish_model(
-    s3: S3Client,
-    source_dir: Path,
-    bucket: str,
-    prefix: str,
-    *,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
-) -> Manifest:
-    """Upload every file of ``source_dir`` under ``s3://bucket/prefix``, then its manifest."""
-    if not bucket:
-        raise PublishError("bucket is empty: give the model bucket's name")
-    if prefix and not prefix.endswith("/"):
-        raise PublishError(f"prefix {prefix!r} must end with '/' (e.g. models/current/)")
+def build_model_manifest(
+    source_dir: Path, chunk_size: int = DEFAULT_CHUNK_SIZE
+) -> tuple[Manifest, list[tuple[str, Path]]]:
+    """Checksum every file of ``source_dir``; the manifest and its files in manifest order."""
     files = model_files(source_dir)
     entries = []
     for relative, path in files:
@@ -124,7 +115,25 @@ def publish_model(
         raise PublishError(str(error)) from None
     for entry, (_relative, path) in zip(manifest.files, files, strict=True):
         if path.stat().st_size != entry.size:
-            raise PublishError(f"{path} changed while it was being published: publish again")
+            raise PublishError(f"{path} changed while it was being checksummed: publish again")
+    return manifest, files
+
+
+def publish_model(
+    s3: S3Client,
+    source_dir: Path,
+    bucket: str,
+    prefix: str,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> Manifest:
+    """Upload every file of ``source_dir`` under ``s3://bucket/prefix``, then its manifest."""
+    if not bucket:
+        raise PublishError("bucket is empty: give the model bucket's name")
+    if prefix and not prefix.endswith("/"):
+        raise PublishError(f"prefix {prefix!r} must end with '/' (e.g. models/current/)")
+    manifest, files = build_model_manifest(source_dir, chunk_size)
+    _withdraw_other_manifest(s3, bucket, prefix + MANIFEST_NAME, manifest.to_json())
     _upload_files(s3, bucket, prefix, files)
     # Last: only now does the model exist for a reader.
     s3.put_object(
@@ -142,6 +151,27 @@ def publish_model(
         manifest.total_bytes,
     )
     return manifest
+
+
+def _withdraw_other_manifest(s3: S3Client, bucket: str, key: str, new: bytes) -> None:
+    """Delete a different manifest already at the prefix before overwriting its files.
+
+    Otherwise, while the new files upload, a reader would find the old manifest next to a mix of
+    old and new files. Without a manifest the prefix reads as "not published" until we finish.
+    """
+    from botocore.exceptions import ClientError  # lazy import
+
+    try:
+        old = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+            return
+        raise
+    if old != new:
+        logger.info(
+            "replacing the model at s3://%s/%s: its old manifest is withdrawn first", bucket, key
+        )
+        s3.delete_object(Bucket=bucket, Key=key)
 
 
 def _upload_files(s3: S3Client, bucket: str, prefix: str, files: list[tuple[str, Path]]) -> None:
