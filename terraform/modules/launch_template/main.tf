@@ -54,7 +54,7 @@ resource "aws_launch_template" "this" {
 
   metadata_options {
     http_endpoint               = "enabled"
-    http_tokens                 = var.metadata_options.http_tokens
+    http_tokens                 = "required"
     http_put_response_hop_limit = var.metadata_options.http_put_response_hop_limit
     instance_metadata_tags      = var.metadata_options.instance_metadata_tags
   }

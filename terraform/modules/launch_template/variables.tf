@@ -69,18 +69,12 @@ variable "ebs_kms_key_arn" {
 }
 
 variable "metadata_options" {
-  description = "Instance metadata service settings. IMDSv2 only; hop limit 2 because a container adds one network hop."
+  description = "Instance metadata service settings (IMDSv2 is always required). Hop limit 2 because a container adds one network hop."
   type = object({
-    http_tokens                 = optional(string, "required")
     http_put_response_hop_limit = optional(number, 2)
     instance_metadata_tags      = optional(string, "enabled")
   })
   default = {}
-
-  validation {
-    condition     = var.metadata_options.http_tokens == "required"
-    error_message = "metadata_options.http_tokens: must stay \"required\" (IMDSv2 only)."
-  }
 
   validation {
     condition     = var.metadata_options.http_put_response_hop_limit >= 1 && var.metadata_options.http_put_response_hop_limit <= 64

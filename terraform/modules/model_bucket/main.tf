@@ -27,6 +27,9 @@ resource "aws_kms_key" "this" {
 # Key policy: the account administers and grants through IAM; principals still need an IAM
 # policy naming the key (the instance role gets one), so this does not open the key to all.
 data "aws_iam_policy_document" "kms" {
+  #checkov:skip=CKV_AWS_109:The standard key policy: it delegates the key to the account's IAM policies; "*" in a key policy means this key only.
+  #checkov:skip=CKV_AWS_111:The standard key policy: it delegates the key to the account's IAM policies; "*" in a key policy means this key only.
+  #checkov:skip=CKV_AWS_356:The standard key policy: it delegates the key to the account's IAM policies; "*" in a key policy means this key only.
   count = local.create_kms_key ? 1 : 0
 
   statement {
@@ -87,8 +90,6 @@ resource "aws_s3_bucket_versioning" "this" {
   }
 }
 
-# SSE-S3 is the default on purpose; set kms_key_arn or create_kms_key for SSE-KMS.
-#trivy:ignore:AVD-AWS-0132
 resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
   bucket = aws_s3_bucket.this.id
 
@@ -103,6 +104,7 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
 }
 
 resource "aws_s3_bucket_lifecycle_configuration" "this" {
+  #checkov:skip=CKV_AWS_300:False positive: checkov drops the static rules when the dynamic runs/ rule renders empty; the abort-incomplete-multipart-uploads rule below sets 7 days.
   bucket = aws_s3_bucket.this.id
 
   rule {
