@@ -1,0 +1,37 @@
+"""The artifact build's offline parts: pins read from requirements.txt, a reproducible tarball."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from instance_agent.build import BuildError, pins, write_tarball
+
+
+def test_pins_come_from_requirements_with_extras_and_comments(tmp_path: Path) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("# runtime\nboto3==1.43.11\nmoto[server]==5.2.5  # tests\n")
+    assert pins(requirements, ["boto3", "moto"]) == ["boto3==1.43.11", "moto==5.2.5"]
+
+
+def test_a_package_without_an_exact_pin_is_named(tmp_path: Path) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("boto3>=1.40\n")
+    with pytest.raises(BuildError, match=r"no exact pin .* for boto3"):
+        pins(requirements, ["boto3"])
+
+
+def test_the_repository_pins_every_vendored_package() -> None:
+    requirements = Path(__file__).resolve().parents[2] / "requirements.txt"
+    assert len(pins(requirements, ["boto3", "botocore", "awscrt"])) == 3
+
+
+def test_the_tarball_is_byte_for_byte_reproducible(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "site" / "instance_agent").mkdir(parents=True)
+    (root / "site" / "instance_agent" / "cli.py").write_text("print('x')\n")
+    write_tarball(root, tmp_path / "a.tar.gz")
+    (root / "site" / "instance_agent" / "cli.py").touch()  # a new mtime must not matter
+    write_tarball(root, tmp_path / "b.tar.gz")
+    assert (tmp_path / "a.tar.gz").read_bytes() == (tmp_path / "b.tar.gz").read_bytes()
