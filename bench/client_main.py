@@ -30,14 +30,28 @@ def _boto3_client(endpoint_url: str, max_pool_connections: int) -> Any:
 
 
 def run_agent(spec: dict[str, Any]) -> tuple[float, Any]:
-    from instance_agent.model_copy import CopySettings, copy_model
+    from pathlib import Path
 
-    options = spec["options"]
-    client = _boto3_client(spec["endpoint_url"], options["max_pool_connections"])
-    settings = CopySettings(**options["settings"])
+    import boto3
+    from botocore.config import Config
+
+    from instance_agent.model_copy import MAX_CONCURRENCY, CopySettings, client_config, copy_model
+
+    settings = CopySettings(**spec["options"]["settings"])
+    # The client the agent builds for itself (instance_agent.services.make_s3_client), plus
+    # path-style addressing for the local endpoint.
+    streams = settings.max_concurrency or MAX_CONCURRENCY
+    client = boto3.client(
+        "s3",
+        endpoint_url=spec["endpoint_url"],
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",  # noqa: S106 - fake: nginx ignores signatures
+        config=client_config(streams).merge(Config(s3={"addressing_style": "path"})),
+    )
     started = time.perf_counter()
     report = copy_model(
-        client, spec["bucket"], spec["prefix"], spec["destination"], settings=settings
+        client, spec["bucket"], spec["prefix"], Path(spec["destination"]), settings=settings
     )
     return time.perf_counter() - started, report
 

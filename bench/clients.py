@@ -68,7 +68,6 @@ class ClientOptions:
     """Settings the user may change per client (the rest are each client's defaults)."""
 
     agent_settings: dict[str, Any] = field(default_factory=dict)
-    agent_max_pool_connections: int = 64
     boto3_tuned: dict[str, int] | None = None
     awscrt_part_size: int = 8 * 1024 * 1024
     awscrt_throughput_gbps: float = 10.0
@@ -142,10 +141,7 @@ def build_client(  # noqa: PLR0911 - one return per client
     output = scratch / file_name
     common = {"endpoint_url": endpoint.url, "bucket": endpoint.bucket}
     if name == "agent":
-        agent_options = {
-            "settings": options.agent_settings,
-            "max_pool_connections": options.agent_max_pool_connections,
-        }
+        agent_options = {"settings": options.agent_settings}
         spec = {
             **common,
             "client": "agent",

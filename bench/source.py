@@ -93,23 +93,22 @@ def warm_page_cache(path: Path) -> None:
 
 
 def write_agent_manifest(source: SourceObject) -> Path:
-    """Write ``<prefix>manifest.json`` with the agent's own manifest code, as ``publish`` does.
+    """Write ``<prefix>manifest.json`` with the agent's own ``publish`` code (same bytes as S3).
 
-    Raises ImportError when the agent's manifest module is not in this checkout.
+    Raises ImportError when the agent's publish module is not in this checkout.
     """
-    from instance_agent.checksums import file_chunk_checksums
-    from instance_agent.manifest import (
-        DEFAULT_CHUNK_SIZE,
-        MANIFEST_NAME,
-        ManifestFile,
-        build_manifest,
-    )
+    from instance_agent.manifest import MANIFEST_NAME
+    from instance_agent.publish import build_model_manifest
 
-    chunks = file_chunk_checksums(source.path, DEFAULT_CHUNK_SIZE)
-    manifest = build_manifest(
-        [ManifestFile(source.name, source.size, tuple(chunks))], DEFAULT_CHUNK_SIZE
-    )
-    path = source.serve_root / source.bucket / source.prefix / MANIFEST_NAME
+    directory = source.serve_root / source.bucket / source.prefix
+    path = directory / MANIFEST_NAME
+    path.unlink(missing_ok=True)  # publish checksums every file of the directory but this one
+    manifest, files = build_model_manifest(directory)
+    if [relative for relative, _path in files] != [source.name]:
+        raise CopyMismatchError(
+            f"{directory} must hold only {source.name}, found {[r for r, _p in files]}: "
+            "remove the other files or use a fresh --work-dir"
+        )
     path.write_bytes(manifest.to_json())
     return path
 

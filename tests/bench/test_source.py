@@ -11,6 +11,7 @@ from bench.source import (
     file_crc64nvme,
     prepare_source,
     verify_copy,
+    write_agent_manifest,
     write_random_file,
 )
 
@@ -93,3 +94,23 @@ def test_source_is_rewritten_for_another_size(tmp_path: Path) -> None:
     prepare_source(tmp_path, size=4096, bucket="b", prefix="p/", name="m.bin")
     second = prepare_source(tmp_path, size=8192, bucket="b", prefix="p/", name="m.bin")
     assert second.path.stat().st_size == 8192
+
+
+def test_agent_manifest_is_the_one_publish_writes_for_the_object(tmp_path: Path) -> None:
+    from instance_agent.manifest import parse_manifest
+    from instance_agent.publish import build_model_manifest
+
+    source = prepare_source(tmp_path, size=100_000, bucket="b", prefix="models/x/", name="m.bin")
+    path = write_agent_manifest(source)
+    assert path == tmp_path / "b" / "models" / "x" / "manifest.json"
+    manifest = parse_manifest(path.read_bytes(), str(path))
+    assert [(f.path, f.size) for f in manifest.files] == [("m.bin", 100_000)]
+    path.unlink()
+    assert manifest == build_model_manifest(source.path.parent)[0]
+
+
+def test_agent_manifest_refuses_a_prefix_with_other_files(tmp_path: Path) -> None:
+    source = prepare_source(tmp_path, size=4096, bucket="b", prefix="p/", name="m.bin")
+    (source.path.parent / "stray.txt").write_text("left over")
+    with pytest.raises(CopyMismatchError, match=r"must hold only m\.bin"):
+        write_agent_manifest(source)
