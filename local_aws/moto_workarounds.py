@@ -18,6 +18,12 @@ Activities
     the waiting state; on a closed or timed-out task they fail with `TaskTimedOut`, on an
     unknown token with `InvalidToken`.
 
+Fail states
+    moto refuses a Fail state whose `ErrorPath` resolves to a `States.*` name (it treats it as a
+    custom error name), so re-raising a caught `States.Timeout` or `States.HeartbeatTimeout`
+    ended the execution with `States.Runtime` instead. Here the Fail state reports the name it
+    was given, as AWS does.
+
 Lambda
     Without Docker moto answers every invoke with its own payload. Here an invoke of a function
     with a registered Python handler runs that handler in-process, with the function's configured
@@ -64,6 +70,10 @@ from moto.stepfunctions.parser.api import (
     ExecutionFailedEventDetails,
     HistoryEventExecutionDataDetails,
     HistoryEventType,
+    TaskFailedEventDetails,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (
+    CustomErrorName,
 )
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
     FailureEvent,
@@ -78,6 +88,7 @@ from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_activitiy import (
     StateTaskActivity,
 )
+from moto.stepfunctions.parser.asl.component.state.fail.state_fail import StateFail
 from moto.stepfunctions.parser.asl.eval.callback.callback import (
     CallbackOutcomeFailure,
     CallbackOutcomeFailureError,
@@ -502,6 +513,44 @@ def _send_task_heartbeat(self: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
+# Fail states
+# --------------------------------------------------------------------------------------------
+
+
+def _fail_error_name(error: str | None) -> Any:
+    """The error name a Fail state raises; AWS lets ErrorPath re-raise a States.* name."""
+    if not error:
+        return None
+    if error.startswith("States."):
+        try:
+            return StatesErrorName(typ=StatesErrorNameType.from_name(error))
+        except ValueError:
+            return None  # not one AWS defines: the event details still carry the string
+    return CustomErrorName(error)
+
+
+def _fail_eval_state(self: Any, env: Any) -> None:
+    """moto 5.2.5's StateFail._eval_state, with `_fail_error_name` for the error name."""
+    details = TaskFailedEventDetails()
+    error_value = None
+    if self.error:
+        self.error.eval(env=env)
+        error_value = env.stack.pop()
+        details["error"] = error_value
+    if self.cause:
+        self.cause.eval(env=env)
+        details["cause"] = env.stack.pop()
+    raise FailureEventException(
+        failure_event=FailureEvent(
+            env=env,
+            error_name=_fail_error_name(error_value),
+            event_type=HistoryEventType.TaskFailed,
+            event_details=_details(taskFailedEventDetails=details),
+        )
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # Lambda
 # --------------------------------------------------------------------------------------------
 
@@ -640,6 +689,7 @@ _PATCHES: Final[list[tuple[type, str, Callable[..., Any]]]] = [
     (StateTaskActivity, "_eval_execution", _activity_eval_execution),
     (StateTaskActivity, "_evaluate_with_timeout", _activity_evaluate_with_timeout),
     (StateTaskActivity, "_from_error", _activity_from_error),
+    (StateFail, "_eval_state", _fail_eval_state),
     (StepFunctionResponse, "get_activity_task", _get_activity_task),
     (StepFunctionResponse, "send_task_success", _send_task_success),
     (StepFunctionResponse, "send_task_failure", _send_task_failure),
