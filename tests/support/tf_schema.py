@@ -718,10 +718,11 @@ def _check_top_level(
     checker = _Checker(path, schema, where, report)
     if struct is None:
         noun = "resource type" if kind == "resource" else "data source"
-        hint = _suggest(type_name, schema.types(kind))
         other = schema.types("data" if kind == "resource" else "resource")
-        if not hint and type_name in other:
+        if type_name in other:
             hint = f'; "{type_name}" is a {"data source" if kind == "resource" else "resource"}'
+        else:
+            hint = _suggest(type_name, schema.types(kind))
         checker.add(_line(block), f"unknown {noun} in {schema.source} {schema.version}{hint}")
         return
     scope = _Scope(
