@@ -657,7 +657,7 @@ def _module_files(paths: Sequence[Path]) -> dict[Path, list[Path]]:
 
 
 def check_paths(paths: Sequence[Path], schemas: dict[str, ProviderSchema]) -> Report:
-    """Check every resource, data and provider block in the .tf files under `paths`."""
+    """Check every resource, data, provider and local module block in the .tf files."""
     report = Report()
     for root in paths:
         if not root.exists():
@@ -675,8 +675,73 @@ def check_paths(paths: Sequence[Path], schemas: dict[str, ProviderSchema]) -> Re
         sources = _provider_sources(all_blocks)
         for file, blocks in parsed.items():
             for block in blocks or []:
-                _check_top_level(file, block, sources, schemas, report)
+                if _label(block.labels[0]) == "module" and len(block.labels) == 2:
+                    _check_module_call(file, block, report)
+                else:
+                    _check_top_level(file, block, sources, schemas, report)
     return report
+
+
+MODULE_META_ARGUMENTS = frozenset(
+    {"source", "version", "count", "for_each", "depends_on", "providers"}
+)
+
+
+def _module_variables(directory: Path) -> dict[str, bool] | None:
+    """A local module's input variables (name -> required), or None if it cannot be read."""
+    variables: dict[str, bool] = {}
+    for file in sorted(directory.glob("*.tf")):
+        try:
+            blocks = hcl2.parses(file.read_text()).body.children
+        except (LarkError, RuntimeError):
+            return None  # the child module's own check reports the parse error
+        for block in blocks:
+            if isinstance(block, BlockRule) and _label(block.labels[0]) == "variable":
+                names = {
+                    _attribute_name(c)
+                    for c in _children(block.body)
+                    if isinstance(c, AttributeRule)
+                }
+                variables[_label(block.labels[1])] = "default" not in names
+    return variables
+
+
+def _check_module_call(path: Path, block: BlockRule, report: Report) -> None:
+    """Arguments of a call to a local module against that module's `variable` blocks."""
+    where = f'module "{_label(block.labels[1])}"'
+    arguments = {
+        _attribute_name(c): _line(c) for c in _children(block.body) if isinstance(c, AttributeRule)
+    }
+    source_node = next(
+        (
+            c
+            for c in _children(block.body)
+            if isinstance(c, AttributeRule) and _attribute_name(c) == "source"
+        ),
+        None,
+    )
+    source = _label_text(str(source_node.expression.serialize())) if source_node else ""
+    if not source.startswith(("./", "../")):
+        reason = f"source {source or '(none)'} is not a local path; only local modules are read"
+        report.not_checked.append(NotChecked(path, _line(block), where, reason))
+        return
+    directory = (path.parent / source).resolve()
+    variables = _module_variables(directory) if directory.is_dir() else None
+    report.blocks_checked += 1
+    if variables is None:
+        report.findings.append(
+            Finding(path, _line(block), where, f"cannot read the module at {source}")
+        )
+        return
+    for name, line in arguments.items():
+        if name not in variables and name not in MODULE_META_ARGUMENTS:
+            hint = _suggest(name, [*variables, *MODULE_META_ARGUMENTS])
+            message = f'unknown argument "{name}": {source} has no variable "{name}"{hint}'
+            report.findings.append(Finding(path, line, where, message))
+    for name, required in variables.items():
+        if required and name not in arguments:
+            message = f'missing required argument "{name}" (variable without a default in {source})'
+            report.findings.append(Finding(path, _line(block), where, message))
 
 
 def _check_top_level(

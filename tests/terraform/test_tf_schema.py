@@ -654,3 +654,65 @@ def test_wheel_with_an_unexpected_hash_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(SchemaUnavailableError, match=r"expected 0{64}; delete it"):
         tf_schema.load_provider_schema(PACKAGE, tmp_path)
+
+
+# ---- calls to local modules -------------------------------------------------------------------
+
+
+def module_with_variables(tmp_path: Path) -> Path:
+    child = tmp_path / "modules" / "bucket"
+    child.mkdir(parents=True)
+    (child / "variables.tf").write_text(
+        'variable "name" {\n  type = string\n}\n'
+        'variable "versioning" {\n  type    = bool\n  default = true\n}\n'
+    )
+    return tmp_path
+
+
+def test_module_call_with_an_unknown_variable_is_reported(
+    tmp_path: Path, schemas: dict[str, ProviderSchema]
+) -> None:
+    root = module_with_variables(tmp_path)
+    report = check(
+        root,
+        schemas,
+        """
+        module "bucket" {
+          source     = "./modules/bucket"
+          name       = "models"
+          versionign = false
+        }
+        """,
+    )
+
+    assert messages(report) == [
+        '5: module "bucket": unknown argument "versionign": ./modules/bucket has no variable '
+        '"versionign"; did you mean "versioning"?'
+    ]
+
+
+def test_module_call_without_a_required_variable_is_reported(
+    tmp_path: Path, schemas: dict[str, ProviderSchema]
+) -> None:
+    root = module_with_variables(tmp_path)
+    report = check(root, schemas, 'module "bucket" {\n  source = "./modules/bucket"\n}\n')
+
+    assert messages(report) == [
+        '1: module "bucket": missing required argument "name" (variable without a default in '
+        "./modules/bucket)"
+    ]
+
+
+def test_registry_module_is_listed_as_not_checked(
+    tmp_path: Path, schemas: dict[str, ProviderSchema]
+) -> None:
+    report = check(
+        tmp_path,
+        schemas,
+        'module "vpc" {\n  source  = "terraform-aws-modules/vpc/aws"\n  version = "5.0.0"\n}\n',
+    )
+
+    assert messages(report) == []
+    assert [n.reason for n in report.not_checked] == [
+        "source terraform-aws-modules/vpc/aws is not a local path; only local modules are read"
+    ]
