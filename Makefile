@@ -7,6 +7,9 @@ SCAN_VENV := .venv-scan
 STAMP := $(VENV)/.installed
 SCAN_STAMP := $(SCAN_VENV)/.installed
 ARGS ?=
+# pytest-terraform needs a terraform on PATH at start-up: fall back to the venv's 1.0.3 binary
+# (a system terraform >= 1.5, needed by the opt-in live test, still wins).
+export PATH := $(PATH):$(CURDIR)/$(VENV)/bin
 
 .PHONY: setup test unit lint fmt build demo bench clean
 
