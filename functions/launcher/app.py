@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from launcher import clients, instances, run_lock, settings
 from launcher.errors import (
+    EventValidationError,
     ForeignInstanceError,
     InsufficientCapacityEverywhere,
     RunAlreadyInProgress,
@@ -27,8 +28,8 @@ metrics = Metrics()
 
 
 def _count(name: str, value: int = 1) -> None:
-    if value:
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    # Zeros are published too: "no fallback" and "nothing to terminate" are data points.
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
 def _start(event: StartEvent) -> dict[str, Any]:
@@ -106,7 +107,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Run one launcher action; see docs/design.md for events and results."""
     # Read at invocation, so a test or the local AWS can set the environment after import.
     metrics.namespace = settings.metrics_namespace()
-    parsed = parse_event(event)
+    try:
+        parsed = parse_event(event)
+    except EventValidationError:
+        _count("EventsRefused")
+        raise
     logger.append_keys(action=parsed.action)
     match parsed:
         case StartEvent():

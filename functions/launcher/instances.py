@@ -183,7 +183,15 @@ def start_instance(
                 attempt = LaunchAttempt(
                     instance_type, subnet_id, code, str(error.response["Error"].get("Message"))
                 )
-                logger.warning("No capacity for this pair; trying the next", extra=vars(attempt))
+                logger.warning(
+                    "No capacity for this pair; trying the next",
+                    extra={
+                        "instance_type": instance_type,
+                        "subnet_id": subnet_id,
+                        "error_code": code,
+                        "error_message": attempt.message,
+                    },
+                )
                 refused.append(attempt)
                 continue
             return _as_run_instance(response["Instances"][0], reused=False, fallbacks=refused)
