@@ -282,6 +282,30 @@ def test_a_state_machine_timeout_withdraws_the_untaken_task(
     assert late["taskToken"] == ""
 
 
+# ---- Fail states --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("error", ["States.Timeout", "States.HeartbeatTimeout", "ModelNotFound"])
+def test_a_fail_state_re_raises_the_error_name_its_error_path_selects(
+    sfn: SFNClient, error: str
+) -> None:
+    machine = create_state_machine(
+        sfn,
+        {
+            "StartAt": "Failed",
+            "States": {"Failed": {"Type": "Fail", "ErrorPath": "$.e", "CausePath": "$.c"}},
+        },
+        f"reraise-{error.replace('.', '-')}",
+    )
+
+    execution = sfn.start_execution(
+        stateMachineArn=machine, input=json.dumps({"e": error, "c": "why"})
+    )["executionArn"]
+    ended = wait_for_end(sfn, execution)
+
+    assert (ended["status"], ended["error"], ended["cause"]) == ("FAILED", error, "why")
+
+
 # ---- Lambda -------------------------------------------------------------------------------
 
 
