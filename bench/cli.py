@@ -44,6 +44,7 @@ from bench.install import InstallError, ensure_tools
 from bench.machine import machine_info
 from bench.nginx import NginxError, NginxServer
 from bench.processes import ChildFailedError, Measurement, ProcessGuard
+from bench.profiling import render_profile, top_functions
 from bench.results import Run, check_targets, document, render_markdown, render_table, summarize
 from bench.schedule import round_robin
 from bench.sizes import format_size, parse_size
@@ -81,6 +82,7 @@ class Options:
     grid_concurrency: tuple[int, ...]
     allow_install: bool
     check_targets: bool
+    profile: bool
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -123,6 +125,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--no-install", action="store_true", help="fail instead of installing missing tools"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the timed runs, run the agent once more under cProfile (all threads)",
     )
     parser.add_argument(
         "--check-targets", action="store_true", help="exit 3 when an issue-5 target is not met"
@@ -184,6 +191,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         ),
         allow_install=not args.no_install,
         check_targets=args.check_targets,
+        profile=args.profile,
     )
 
 
@@ -340,6 +348,7 @@ class Measured:
     grid: list[dict[str, Any]]
     verification: dict[str, Any]
     agent_report: Any
+    agent_profile: list[dict[str, Any]] | None = None
 
 
 def _prepare(options: Options) -> tuple[dict[str, str], SourceObject]:
@@ -389,6 +398,15 @@ def measure(options: Options, tools: dict[str, str], source: SourceObject) -> Me
                 name, endpoint=endpoint, dest_root=work / "dest", tools=client_tools, options=chosen
             )
 
+        def build_profiled(path: Path) -> ClientRun:
+            return build_client(
+                AGENT,
+                endpoint=endpoint,
+                dest_root=work / "dest",
+                tools=client_tools,
+                options=replace(client_options, profile=str(path)),
+            )
+
         if "boto3-tuned" in options.clients and client_options.boto3_tuned is None:
             _say("boto3 TransferConfig grid (one run each):")
             tuned, measured.grid = search_boto3_grid(
@@ -419,10 +437,22 @@ def measure(options: Options, tools: dict[str, str], source: SourceObject) -> Me
                 )
             )
             _say(f"round {round_index + 1}/{options.runs} {name}: {measurement.wall_s:.3f} s")
+        if options.profile and AGENT in measured.clients:
+            measured.agent_profile = _profile_agent(bench, build_profiled, work / "agent.prof")
         server.stop()
         for client in measured.clients.values():
             shutil.rmtree(client.scratch, ignore_errors=True)
     return measured
+
+
+def _profile_agent(bench: Bench, build: Any, path: Path) -> list[dict[str, Any]]:
+    """One more (untimed) agent run under cProfile; its top functions by time spent inside."""
+    path.unlink(missing_ok=True)
+    measurement, inner = bench.run(build(path), full_check=True)
+    rows = top_functions(path)
+    _say(f"agent under cProfile: {measurement.wall_s:.3f} s ({inner or 0:.3f} s in the copy)")
+    _say(render_profile(rows))
+    return rows
 
 
 def report(
@@ -456,6 +486,7 @@ def report(
         "verification": measured.verification,
         "boto3_grid": measured.grid,
         "agent_report": measured.agent_report,
+        "agent_profile": measured.agent_profile,
     }
     result = document(
         meta=meta, summaries=summaries, runs=measured.runs, targets=targets, extra=extra

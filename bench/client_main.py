@@ -12,6 +12,7 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -100,6 +101,41 @@ def run_awscrt(spec: dict[str, Any]) -> tuple[float, Any]:
 
 
 RUNNERS = {"agent": run_agent, "boto3": run_boto3, "awscrt": run_awscrt}
+Runner = Callable[[dict[str, Any]], tuple[float, Any]]
+
+
+def run_profiled(runner: Runner, spec: dict[str, Any], path: str) -> tuple[float, Any]:
+    """Run under cProfile in every thread (3.11's cProfile sees only the thread that enables
+    it), and dump the merged statistics to ``path`` for ``pstats``."""
+    import cProfile
+    import pstats
+    import threading
+
+    profiles: list[cProfile.Profile] = []
+    original_run = threading.Thread.run
+
+    def profiled_run(self: threading.Thread) -> None:
+        profile = cProfile.Profile()
+        profiles.append(profile)
+        profile.enable()
+        try:
+            original_run(self)
+        finally:
+            profile.disable()
+
+    threading.Thread.run = profiled_run  # type: ignore[method-assign]
+    main_profile = cProfile.Profile()
+    main_profile.enable()
+    try:
+        result = runner(spec)
+    finally:
+        main_profile.disable()
+        threading.Thread.run = original_run  # type: ignore[method-assign]
+    stats = pstats.Stats(main_profile)
+    for profile in profiles:
+        stats.add(profile)
+    stats.dump_stats(path)
+    return result
 
 
 def main(argv: list[str]) -> int:
@@ -111,7 +147,8 @@ def main(argv: list[str]) -> int:
     if runner is None:
         print(f"client: {spec.get('client')!r} is not one of {sorted(RUNNERS)}", file=sys.stderr)
         return 2
-    inner, report = runner(spec)
+    profile = spec.get("profile")
+    inner, report = run_profiled(runner, spec, profile) if profile else runner(spec)
     if dataclasses.is_dataclass(report) and not isinstance(report, type):
         report = dataclasses.asdict(report)
     print(json.dumps({"inner_s": inner, "report": report}, default=str))

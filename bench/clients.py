@@ -72,6 +72,7 @@ class ClientOptions:
     awscrt_part_size: int = 8 * 1024 * 1024
     awscrt_throughput_gbps: float = 10.0
     ceiling_streams: int = 2
+    profile: str | None = None  # the agent's run writes cProfile statistics to this path
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,8 @@ def build_client(  # noqa: PLR0911 - one return per client
     common = {"endpoint_url": endpoint.url, "bucket": endpoint.bucket}
     if name == "agent":
         agent_options = {"settings": options.agent_settings}
+        if options.profile:
+            common["profile"] = options.profile
         spec = {
             **common,
             "client": "agent",
