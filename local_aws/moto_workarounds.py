@@ -24,6 +24,11 @@ Fail states
     ended the execution with `States.Runtime` instead. Here the Fail state reports the name it
     was given, as AWS does.
 
+Execution names
+    moto names an execution started without a `name` "None" (its ARN ends in `:None`), so every
+    schedule-started or console-started run would share one name. Here such an execution gets a
+    UUID, as on AWS.
+
 Lambda
     Without Docker moto answers every invoke with its own payload. Here an invoke of a function
     with a registered Python handler runs that handler in-process, with the function's configured
@@ -685,7 +690,24 @@ _original_lambda_invoke = LambdaSimpleBackend.invoke
 
 _apply_lock = threading.Lock()
 
+_moto_start_execution: Final = StepFunctionsParserBackend.start_execution
+
+
+def _start_execution(
+    self: Any,
+    state_machine_arn: str,
+    name: str | None = None,
+    execution_input: Any = None,
+    trace_header: Any = None,
+) -> Any:
+    """moto's start_execution, with AWS's generated name when none is given."""
+    return _moto_start_execution(
+        self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header
+    )
+
+
 _PATCHES: Final[list[tuple[type, str, Callable[..., Any]]]] = [
+    (StepFunctionsParserBackend, "start_execution", _start_execution),
     (StateTaskActivity, "_eval_execution", _activity_eval_execution),
     (StateTaskActivity, "_evaluate_with_timeout", _activity_evaluate_with_timeout),
     (StateTaskActivity, "_from_error", _activity_from_error),

@@ -538,3 +538,14 @@ def test_the_workarounds_work_inside_a_moto_server(moto_server: str) -> None:
         "ModelCommandFailed",
         "exit 1",
     )
+
+
+def test_an_execution_started_without_a_name_gets_a_unique_generated_one(sfn: SFNClient) -> None:
+    definition = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
+    machine = create_state_machine(sfn, definition, "unnamed")
+    first = sfn.start_execution(stateMachineArn=machine)["executionArn"]
+    second = sfn.start_execution(stateMachineArn=machine)["executionArn"]
+    names = [arn.rsplit(":", 1)[1] for arn in (first, second)]
+    assert "None" not in names
+    assert names[0] != names[1]
+    assert all(len(name) == 36 for name in names)  # a UUID, as AWS generates
