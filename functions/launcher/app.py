@@ -14,12 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from launcher import clients, instances, run_lock, settings
-from launcher.errors import (
-    EventValidationError,
-    ForeignInstanceError,
-    InsufficientCapacityEverywhere,
-    RunAlreadyInProgress,
-)
+from launcher.errors import InsufficientCapacityEverywhere, LauncherError
 from launcher.events import CleanupEvent, StartEvent, StopEvent, SweepEvent, parse_event
 
 logger = Logger()
@@ -35,13 +30,9 @@ def _count(name: str, value: int = 1) -> None:
 def _start(event: StartEvent) -> dict[str, Any]:
     template = settings.launch_template()
     project = settings.project_name()
-    try:
-        run_lock.ensure_only_run(
-            clients.stepfunctions(), event.unqualified_state_machine_arn, event.execution_arn
-        )
-    except RunAlreadyInProgress:
-        _count("RunsRefused")
-        raise
+    run_lock.ensure_only_run(
+        clients.stepfunctions(), event.unqualified_state_machine_arn, event.execution_arn
+    )
     try:
         instance = instances.start_instance(
             clients.ec2(),
@@ -54,7 +45,6 @@ def _start(event: StartEvent) -> dict[str, Any]:
         )
     except InsufficientCapacityEverywhere as error:
         _count("CapacityFallbacks", len(error.attempts))
-        _count("CapacityExhausted")
         raise
     _count("CapacityFallbacks", len(instance.capacity_fallbacks))
     _count("InstancesReused" if instance.reused else "InstancesLaunched")
@@ -64,13 +54,9 @@ def _start(event: StartEvent) -> dict[str, Any]:
 
 def _stop(event: StopEvent) -> dict[str, Any]:
     instance_id = event.instance.instance_id if event.instance else None
-    try:
-        outcome = instances.stop_run(
-            clients.ec2(), settings.project_name(), event.execution_arn, instance_id
-        )
-    except ForeignInstanceError:
-        _count("ForeignInstancesRefused")
-        raise
+    outcome = instances.stop_run(
+        clients.ec2(), settings.project_name(), event.execution_arn, instance_id
+    )
     return _terminated(outcome)
 
 
@@ -109,16 +95,18 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.namespace = settings.metrics_namespace()
     try:
         parsed = parse_event(event)
-    except EventValidationError:
-        _count("EventsRefused")
+        logger.append_keys(action=parsed.action)
+        match parsed:
+            case StartEvent():
+                return _start(parsed)
+            case StopEvent():
+                return _stop(parsed)
+            case CleanupEvent():
+                return _cleanup(parsed)
+            case SweepEvent():
+                return _sweep(parsed)
+    except LauncherError as error:
+        # One metric per error class (RunAlreadyInProgress, ...): what the alarms key on.
+        _count(type(error).__name__)
+        logger.warning("Action failed", extra={"error": type(error).__name__, "cause": str(error)})
         raise
-    logger.append_keys(action=parsed.action)
-    match parsed:
-        case StartEvent():
-            return _start(parsed)
-        case StopEvent():
-            return _stop(parsed)
-        case CleanupEvent():
-            return _cleanup(parsed)
-        case SweepEvent():
-            return _sweep(parsed)
