@@ -36,6 +36,8 @@ from instance_agent.errors import AgentFailure
 from instance_agent.imds import InstanceIdentity
 from instance_agent.logs import TailHandler
 from instance_agent.results import upload_results
+from instance_agent.run_metrics import build_emf, emit, read_uptime_seconds, run_values
+from instance_agent.run_record import build_record, cost_record, write_record
 from instance_agent.runner import RunPaths, build_command, run_model, write_task_input
 from instance_agent.storage import PreparedStorage
 
@@ -170,8 +172,12 @@ class Agent:
         self.timings: dict[str, float] = {}
         self.copy_job: CopyJob | None = None
         self.heartbeat: Heartbeat | None = None
+        self.copy_report: CopyReportLike | None = None
+        self.results_files = 0
         self._started = clock()
         self._shutting_down = False
+        # Seconds since boot when the agent started: the boot-to-agent metric.
+        self.boot_to_agent = read_uptime_seconds(Path(config.metrics.uptime_file))
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -188,6 +194,7 @@ class Agent:
         finally:
             self._shutting_down = True
             self._stop_background()
+            self._emit_metrics(succeeded=failure is None)
             self.services.shutdown("run succeeded" if failure is None else "run failed")
         return 0 if failure is None else 1
 
@@ -284,7 +291,7 @@ class Agent:
             self.copy_job.start()
             prefetch = self.copy_job
         started = self.clock()
-        prefetch.wait(self.abort)
+        self.copy_report = prefetch.wait(self.abort)
         self._timed("model_copy_wait", started)
         self._timed("model_copy", copy_started)
 
@@ -310,8 +317,19 @@ class Agent:
             raise TaskLostError("the task was lost while the model ran")
 
         started = self.clock()
+
+        def record_success(files: int, _bytes: int) -> None:
+            # Between the result files and the manifest: the manifest stays last.
+            self._timed("results_upload", started)
+            self.results_files = files
+            self._write_record(task, "SUCCEEDED", None)
+
         results = upload_results(
-            self.services.s3, output_dir, task.input.results.bucket, task.input.results.prefix
+            self.services.s3,
+            output_dir,
+            task.input.results.bucket,
+            task.input.results.prefix,
+            before_manifest=record_success,
         )
         self._timed("results_upload", started)
         self._timed("total", self._started)
@@ -383,6 +401,7 @@ class Agent:
                     return
                 log.info("polling for the task to report %s", error)
                 self.task = self._wait_for_task()
+            self._write_record(self.task, "FAILED", (error, message))
             tail = self.tail.text() if self.tail is not None else ""
             sent = send_failure(
                 self.services.sfn, self.task.token, error, build_cause(message, tail)
@@ -391,6 +410,98 @@ class Agent:
                 log.info("reported %s to Step Functions", error)
         except BaseException:
             log.exception("could not report %s; the workflow's timeouts will catch it", error)
+
+    # -- run record and metrics (never raise: they must not change the run's outcome) --------
+
+    def _lifetime_seconds(self) -> float | None:
+        return read_uptime_seconds(Path(self.config.metrics.uptime_file))
+
+    def _write_record(self, task: ActivityTask, status: str, error: tuple[str, str] | None) -> None:
+        identity = self.identity
+        instance = {
+            "instance_id": identity.instance_id if identity else task.input.instance_id,
+            "instance_type": identity.instance_type if identity else "",
+            "availability_zone": identity.availability_zone if identity else "",
+        }
+        report = self.copy_report
+        results = task.input.results
+        lifetime = self._lifetime_seconds()
+        try:
+            from instance_agent import prices
+
+            gets = prices.model_copy_get_requests(report.files, report.bytes) if report else 0
+            cost, note = cost_record(
+                instance_type=instance["instance_type"],
+                region=self.config.region,
+                lifetime_seconds=lifetime,
+                root_volume_gib=self.config.root_volume_gib,
+                get_requests=gets,
+                # The result files, run.json and the manifest.
+                put_requests=self.results_files + 2,
+            )
+            record = build_record(
+                execution_name=task.input.execution_name,
+                execution_arn=task.input.execution_arn,
+                status=status,
+                error=error,
+                run_input={k: v for k, v in task.input.raw.items() if k != "instance_id"},
+                instance=instance,
+                timings=self.timings,
+                lifetime_seconds=lifetime,
+                model=None
+                if report is None
+                else {
+                    "bucket": self.copy_job.location.bucket if self.copy_job else "",
+                    "prefix": self.copy_job.location.prefix if self.copy_job else "",
+                    "version": report.model_version,
+                    "files": report.files,
+                    "bytes": report.bytes,
+                    "copy_mb_per_s": round(report.mb_per_s, 1),
+                },
+                output={
+                    "bucket": results.bucket,
+                    "prefix": results.prefix,
+                    "manifest_key": results.prefix + "_manifest.json",
+                }
+                if status == "SUCCEEDED"
+                else None,
+                cost=cost,
+                cost_note=note,
+            )
+            write_record(self.services.s3, results.bucket, results.prefix, record)
+        except Exception:
+            log.exception(
+                "could not write the run record; the launcher's stop writes a minimal one"
+            )
+
+    def _emit_metrics(self, *, succeeded: bool) -> None:
+        try:
+            identity = self.identity
+            task = self.task
+            report = self.copy_report
+            values = run_values(
+                self.timings,
+                boot_to_agent_seconds=self.boot_to_agent,
+                lifetime_seconds=self._lifetime_seconds(),
+                copy_mb_per_s=report.mb_per_s if report else None,
+                succeeded=succeeded,
+            )
+            properties = {
+                "ExecutionName": task.input.execution_name if task else None,
+                "InstanceId": identity.instance_id if identity else None,
+                "AvailabilityZone": identity.availability_zone if identity else None,
+                "ModelVersion": report.model_version if report else None,
+                "ModelBytes": report.bytes if report else None,
+            }
+            document = build_emf(
+                namespace=self.config.metrics.namespace,
+                instance_type=identity.instance_type if identity else "",
+                values=values,
+                properties=properties,
+            )
+            emit(document, Path(self.config.metrics.file))
+        except Exception:
+            log.exception("could not emit the run metrics")
 
 
 def install_sigterm(agent: Agent) -> None:

@@ -173,6 +173,32 @@ class CopySettingsConfig:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class MetricsSettings:
+    """The run's embedded-metric-format line (instance_agent/run_metrics.py)."""
+
+    namespace: str = field(
+        default="ScheduledGpuModel",
+        metadata=doc("CloudWatch namespace of the run metrics; Terraform sets the project name."),
+    )
+    file: str = field(
+        default="/var/log/instance-agent-metrics.log",
+        metadata=doc(
+            "File the EMF line is appended to; the CloudWatch agent ships it to the log group."
+        ),
+    )
+    uptime_file: str = field(
+        default="/proc/uptime",
+        metadata=doc("Seconds since boot (first field), for boot-to-agent and instance lifetime."),
+    )
+
+    def __post_init__(self) -> None:
+        if not self.namespace or len(self.namespace) > 255:
+            raise ConfigError("metrics.namespace: must be 1-255 characters, e.g. the project name")
+        if not self.file:
+            raise ConfigError("metrics.file: must not be empty; give a writable file path")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class AgentConfig:
     """The whole configuration file."""
 
@@ -224,6 +250,13 @@ class AgentConfig:
             "Log lines kept for SendTaskFailure's cause (cut to the API's 32,768 characters)."
         ),
     )
+    metrics: MetricsSettings = field(
+        default_factory=MetricsSettings, metadata=doc("Run metrics settings (see `metrics.*`).")
+    )
+    root_volume_gib: int = field(
+        default=0,
+        metadata=doc("Size of the root volume in GiB, for the cost estimate in run.json."),
+    )
 
     def __post_init__(self) -> None:
         if not self.region:
@@ -236,6 +269,8 @@ class AgentConfig:
         for name in ("heartbeat_seconds", "max_runtime_seconds", "log_tail_lines"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1")
+        if self.root_volume_gib < 0:
+            raise ConfigError("root_volume_gib: must be >= 0")
         if self.task_wait_seconds < 0:
             raise ConfigError("task_wait_seconds: must be >= 0")
         if self.imds_timeout_seconds <= 0:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("instance_agent.results")
 
 MANIFEST_NAME = "_manifest.json"
+# Written by the agent between the result files and the manifest (instance_agent/run_record.py).
+RESERVED_NAMES = (MANIFEST_NAME, "run.json")
 _HASH_BLOCK = 8 * 1024 * 1024
 
 
@@ -56,8 +59,19 @@ def list_output_files(output_dir: Path) -> list[Path]:
     return files
 
 
-def upload_results(s3: S3Client, output_dir: Path, bucket: str, prefix: str) -> UploadedResults:
-    """Upload every output file, then the manifest (keys, sizes, SHA-256) as the last object."""
+def upload_results(
+    s3: S3Client,
+    output_dir: Path,
+    bucket: str,
+    prefix: str,
+    *,
+    before_manifest: Callable[[int, int], None] | None = None,
+) -> UploadedResults:
+    """Upload every output file, then the manifest (keys, sizes, SHA-256) as the last object.
+
+    ``before_manifest(files, bytes)`` runs after the files and before the manifest: the agent
+    writes run.json there, so the manifest stays the last object of the prefix.
+    """
     started = time.monotonic()
     if not output_dir.is_dir():
         raise ResultsUploadFailed(f"the output directory {output_dir} does not exist")
@@ -68,9 +82,10 @@ def upload_results(s3: S3Client, output_dir: Path, bucket: str, prefix: str) -> 
     for path in list_output_files(output_dir):
         relative = path.relative_to(output_dir).as_posix()
         key = prefix + relative
-        if key == manifest_key:
+        if relative in RESERVED_NAMES:
             raise ResultsUploadFailed(
-                f"the model wrote {relative}, a name reserved for the results manifest; rename it"
+                f"the model wrote {relative}, a name reserved for the results manifest and the "
+                "run record; rename it"
             )
         size = path.stat().st_size
         checksum = _sha256(path)
@@ -86,6 +101,8 @@ def upload_results(s3: S3Client, output_dir: Path, bucket: str, prefix: str) -> 
         log.info("uploaded %s (%d bytes)", key, size)
         entries.append({"key": key, "size": size, "sha256": checksum})
     total = sum(entry["size"] for entry in entries)
+    if before_manifest is not None:
+        before_manifest(len(entries), total)
     manifest = {"format_version": 1, "files": entries, "total_bytes": total}
     try:
         s3.put_object(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +20,10 @@ BASE_CONFIG: dict[str, Any] = {
 
 
 @pytest.fixture
-def base_config() -> dict[str, Any]:
+def base_config(tmp_path: Path) -> dict[str, Any]:
     import copy
 
-    return copy.deepcopy(BASE_CONFIG)
+    config = copy.deepcopy(BASE_CONFIG)
+    # The run's metrics line goes to a test directory, never to the machine's /var/log.
+    config["metrics"] = {"file": str(tmp_path / "run-metrics.log")}
+    return config
