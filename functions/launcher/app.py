@@ -14,7 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from launcher import clients, instances, run_lock, settings
-from launcher.errors import InsufficientCapacityEverywhere, LauncherError
+from launcher.errors import EventValidationError, InsufficientCapacityEverywhere
 from launcher.events import CleanupEvent, StartEvent, StopEvent, SweepEvent, parse_event
 
 logger = Logger()
@@ -30,6 +30,19 @@ def _count(name: str, value: int = 1) -> None:
 def _start(event: StartEvent) -> dict[str, Any]:
     template = settings.launch_template()
     project = settings.project_name()
+    lifetime = settings.max_instance_lifetime_seconds()
+    if event.run.max_runtime_seconds >= lifetime:
+        # The user data's hard deadline would kill the run before it could finish.
+        raise EventValidationError(
+            [
+                (
+                    "run.max_runtime_seconds",
+                    f"{event.run.max_runtime_seconds} must be below MAX_INSTANCE_LIFETIME_SECONDS "
+                    f"({lifetime}), which also covers boot and the model copy; lower it or raise "
+                    "the instance lifetime in Terraform",
+                )
+            ]
+        )
     run_lock.ensure_only_run(
         clients.stepfunctions(), event.unqualified_state_machine_arn, event.execution_arn
     )
@@ -105,8 +118,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 return _cleanup(parsed)
             case SweepEvent():
                 return _sweep(parsed)
-    except LauncherError as error:
-        # One metric per error class (RunAlreadyInProgress, ...): what the alarms key on.
+    except Exception as error:
+        # One metric per error class (RunAlreadyInProgress, ClientError, ...) for the alarms.
         _count(type(error).__name__)
         logger.warning("Action failed", extra={"error": type(error).__name__, "cause": str(error)})
         raise

@@ -69,7 +69,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     monkeypatch.setenv("PROJECT_NAME", PROJECT)
     monkeypatch.setenv("LAUNCH_TEMPLATE_VERSION", "$Latest")
-    monkeypatch.setenv("MAX_INSTANCE_LIFETIME_SECONDS", "3600")
+    monkeypatch.setenv("MAX_INSTANCE_LIFETIME_SECONDS", "7200")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "launcher")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ScheduledGpuModelTest")
 

@@ -106,7 +106,7 @@ def test_sweep_terminates_project_instances_older_than_the_lifetime(
     network: Network,
     run_tags: dict[str, str],
 ) -> None:
-    old = _launched_ago(3600 + 60, ec2, launch_template, network, run_tags)
+    old = _launched_ago(7200 + 60, ec2, launch_template, network, run_tags)
     young = _launched_ago(600, ec2, launch_template, network, run_tags)
     result = invoke({"action": "sweep"})
     assert result == {"terminated": [old], "already_gone": []}
@@ -137,7 +137,7 @@ def test_sweep_terminates_a_stopped_old_instance(
     run_tags: dict[str, str],
 ) -> None:
     # A stopped instance still bills for its volumes.
-    old = _launched_ago(7200, ec2, launch_template, network, run_tags)
+    old = _launched_ago(10_000, ec2, launch_template, network, run_tags)
     ec2.stop_instances(InstanceIds=[old])
     assert invoke({"action": "sweep"})["terminated"] == [old]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -129,3 +130,13 @@ def test_error_classes_are_the_ones_named_in_the_design() -> None:
     }
     for name in named:
         assert issubclass(getattr(errors, name), errors.LauncherError), name
+
+
+def test_a_run_longer_than_the_instance_lifetime_is_refused_before_any_ec2_call(
+    invoke: Invoke, start_event: dict[str, Any], aws_calls: CallLog
+) -> None:
+    start_event["run"]["max_runtime_seconds"] = 7200  # MAX_INSTANCE_LIFETIME_SECONDS is 7200
+    with pytest.raises(EventValidationError, match="MAX_INSTANCE_LIFETIME_SECONDS") as refused:
+        invoke(start_event)
+    assert refused.value.fields == ["run.max_runtime_seconds"]
+    assert aws_calls.operations("ec2") == []
