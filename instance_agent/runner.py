@@ -148,17 +148,27 @@ def run_model(
     reader.start()
     deadline = started + max_runtime_seconds
     reason: str | None = None
-    while process.poll() is None:
-        if cancel is not None and cancel.is_set():
-            reason = "cancelled"
-        elif time.monotonic() >= deadline:
-            reason = "timeout"
-        if reason:
-            log.error("model command %s; killing its process group", reason)
-            _kill_group(process, kill_grace_seconds)
-            _stop_container(command.container_name)
-            break
-        time.sleep(poll_seconds)
+    try:
+        while process.poll() is None:
+            if cancel is not None and cancel.is_set():
+                reason = "cancelled"
+            elif time.monotonic() >= deadline:
+                reason = "timeout"
+            if reason:
+                log.error("model command %s; killing its process group", reason)
+                _kill_group(process, kill_grace_seconds)
+                _stop_container(command.container_name)
+                break
+            time.sleep(poll_seconds)
+    except BaseException:
+        # SIGTERM (the agent's Terminated) or a bug unwinds through here: the model runs in a
+        # session of its own, so nothing else would stop it before the instance shuts down.
+        log.error(  # noqa: TRY400 - the agent logs the exception itself when it reports it
+            "the agent is stopping; killing the model command's process group"
+        )
+        _kill_group(process, kill_grace_seconds)
+        _stop_container(command.container_name)
+        raise
     reader.join(timeout=5)
     seconds = time.monotonic() - started
     if reason == "timeout":
