@@ -14,10 +14,12 @@ What differs from AWS, and why: short heartbeat and timeout settings so that a r
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -75,6 +77,20 @@ lines = [
 print(f"scored {len(lines)} model file(s)")
 """
 SCORER_COMMAND = (sys.executable, "-c", SCORER)
+
+# A model that runs until it is killed, with a child of its own (a model's data loader, say);
+# it writes both pids next to TASK_INPUT (the mount point) once both run.
+MODEL_PID_FILE = "model.pids"
+SLEEPER = f"""\
+import os, pathlib, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+pids = pathlib.Path(os.environ["TASK_INPUT"]).parent / "{MODEL_PID_FILE}"
+pids.with_suffix(".tmp").write_text(f"{{os.getpid()}} {{child.pid}}")
+pids.with_suffix(".tmp").rename(pids)
+print("model running", flush=True)
+time.sleep(300)
+"""
+SLEEPER_COMMAND = (sys.executable, "-c", SLEEPER)
 
 
 @pytest.fixture(scope="session")
@@ -298,6 +314,28 @@ class AgentProcess:
     def log(self) -> str:
         return self.paths.log.read_text(encoding="utf-8", errors="replace")
 
+    @property
+    def model_pid_file(self) -> Path:
+        return self.paths.mount_point / MODEL_PID_FILE
+
+    def model_pids(self) -> list[int]:
+        """The pids SLEEPER_COMMAND wrote (itself and its child); empty before it ran."""
+        if not self.model_pid_file.exists():
+            return []
+        return [int(pid) for pid in self.model_pid_file.read_text(encoding="utf-8").split()]
+
+    def wait_for_model(self) -> list[int]:
+        """Wait until SLEEPER_COMMAND runs (both of its processes); returns their pids."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        while time.monotonic() < deadline:
+            pids = self.model_pids()
+            if len(pids) == 2:  # the sleeper and its child
+                return pids
+            if self.process.poll() is not None:
+                raise AssertionError(f"the agent exited before the model ran:\n{self.log()}")
+            time.sleep(0.05)
+        raise AssertionError(f"the model did not start within {WAIT_SECONDS} s:\n{self.log()}")
+
     def wait(self) -> int:
         """The agent's exit code, once it has exited (fails the test past WAIT_SECONDS)."""
         try:
@@ -312,6 +350,11 @@ class AgentProcess:
         if self.process.poll() is None:
             process_tree.kill_tree(self.process.pid)
         self.process.wait(timeout=10)
+        # The model runs in a session of its own: if the agent left it behind, it is still here.
+        for pid in self.model_pids():
+            if process_tree.is_alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         self.imds.stop()
 
 
@@ -448,7 +491,11 @@ class FinishedRun:
     shutdown_calls: list[str]
     model: PublishedModel
     model_dir: Path
+    model_pids_alive: list[int]
+    """Processes of the model command (see SLEEPER_COMMAND) still alive once the agent exited."""
     seconds: float
+    agent_exit_after_end: float
+    """Seconds from the moment the test saw the execution end to the agent's exit."""
 
     @property
     def results_prefix(self) -> str:
@@ -467,15 +514,23 @@ class FinishedRun:
 
 
 Tamper = Callable[[WeeklyRun], None]
+During = Callable[[WeeklyRun, str, AgentProcess], None]
 
 
 def run_weekly_execution(
-    aws: LocalAws, work_dir: Path, command: Sequence[str], *, tamper: Tamper | None = None
+    aws: LocalAws,
+    work_dir: Path,
+    command: Sequence[str],
+    *,
+    tamper: Tamper | None = None,
+    during: During | None = None,
+    execution_input: dict[str, Any] | None = None,
 ) -> FinishedRun:
     """Deploy, publish the model, start an execution, boot the agent on the instance the
     launcher started, and wait for the execution to end and the agent to exit.
 
-    ``tamper`` runs after the publish, before the execution starts (e.g. to corrupt the model).
+    ``tamper`` runs after the publish, before the execution starts (e.g. to corrupt the model);
+    ``during`` runs once the agent has started (with the run, the execution ARN and the agent).
     Everything started here is stopped and the emulator is emptied before this returns.
     """
     started = time.monotonic()
@@ -499,11 +554,15 @@ def run_weekly_execution(
             model = publish_model(aws, run.bucket, work_dir / "model")
             if tamper is not None:
                 tamper(run)
-            execution_arn, execution_name = run.start()
+            execution_arn, execution_name = run.start(execution_input)
             instance_id = run.instance_of(execution_arn)
             agent = boot_agent(aws, run, instance_id, work_dir, command)
+            if during is not None:
+                during(run, execution_arn, agent)
             execution = run.wait_for_end(execution_arn)
+            ended = time.monotonic()
             exit_code = agent.wait()
+            agent_exit_after_end = time.monotonic() - ended
             return FinishedRun(
                 execution=execution,
                 execution_name=execution_name,
@@ -516,7 +575,9 @@ def run_weekly_execution(
                 shutdown_calls=agent.shutdown_calls(),
                 model=model,
                 model_dir=agent.paths.mount_point / "model",
+                model_pids_alive=[pid for pid in agent.model_pids() if process_tree.is_alive(pid)],
                 seconds=time.monotonic() - started,
+                agent_exit_after_end=agent_exit_after_end,
             )
         finally:
             if agent is not None:
