@@ -316,6 +316,12 @@ def deploy_launcher_function(aws: LocalAws, d: Deployment) -> None:
     )
     d.launcher_function_name = name
     d.launcher_function_arn = function["FunctionArn"]
+    # The launcher keeps its boto3 clients as module attributes, made on first use with the
+    # endpoint of that moment: forget them, or a new emulator's handler talks to an old port.
+    from launcher import clients
+
+    clients.ec2_client = None
+    clients.sfn_client = None
     moto_workarounds.register_lambda_handler(name, handler)
 
 
