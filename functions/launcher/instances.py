@@ -80,13 +80,14 @@ def run_tags(project: str, execution_arn: str, execution_name: str) -> list[TagT
     ]
 
 
-def client_token(execution_arn: str, instance_type: str, subnet_id: str) -> str:
+def client_token(execution_arn: str, instance_type: str, subnet_id: str, replaces: str = "") -> str:
     """RunInstances' idempotency token: 64 hex characters (the API's limit is 64 ASCII).
 
     A retried start reuses the token of the same pair and launches nothing new; each pair gets
     its own, because one token with other parameters is IdempotentParameterMismatch.
+    ``replaces`` names a terminated instance an earlier use of the token returned.
     """
-    seed = f"{execution_arn}\n{instance_type}\n{subnet_id}".encode()
+    seed = f"{execution_arn}\n{instance_type}\n{subnet_id}\n{replaces}".encode()
     return hashlib.sha256(seed).hexdigest()
 
 
@@ -160,22 +161,14 @@ def start_instance(
     for instance_type in instance_types:
         for subnet_id in subnet_ids:
             try:
-                with transient_errors_raised_as_launcher_errors("RunInstances"):
-                    response = ec2.run_instances(
-                        LaunchTemplate={
-                            "LaunchTemplateId": template.template_id,
-                            "Version": template.version,
-                        },
-                        InstanceType=cast("InstanceTypeType", instance_type),
-                        SubnetId=subnet_id,
-                        MinCount=1,
-                        MaxCount=1,
-                        ClientToken=client_token(execution_arn, instance_type, subnet_id),
-                        TagSpecifications=[
-                            {"ResourceType": "instance", "Tags": tags},
-                            {"ResourceType": "volume", "Tags": tags},
-                        ],
-                    )
+                instance = _run_fresh(
+                    ec2,
+                    template=template,
+                    tags=tags,
+                    execution_arn=execution_arn,
+                    instance_type=instance_type,
+                    subnet_id=subnet_id,
+                )
             except ClientError as error:
                 code = error_code(error)
                 if code not in CAPACITY_ERROR_CODES:
@@ -194,8 +187,60 @@ def start_instance(
                 )
                 refused.append(attempt)
                 continue
-            return _as_run_instance(response["Instances"][0], reused=False, fallbacks=refused)
+            return _as_run_instance(instance, reused=False, fallbacks=refused)
     raise InsufficientCapacityEverywhere(refused)
+
+
+# A redriven execution keeps its ARN, so each redrive may find one more terminated instance.
+_MAX_STALE_TOKENS = 10
+
+
+def _run_fresh(
+    ec2: EC2Client,
+    *,
+    template: LaunchTemplateRef,
+    tags: list[TagTypeDef],
+    execution_arn: str,
+    instance_type: str,
+    subnet_id: str,
+) -> InstanceTypeDef:
+    """RunInstances for one pair, never answering with an instance that is already gone.
+
+    EC2 answers a token it has seen with the instance it launched then. After a redrive of the
+    same execution that instance may be terminated; the next token names it, so a Lambda retry
+    still maps to the same new instance.
+    """
+    replaces = ""
+    for _ in range(_MAX_STALE_TOKENS):
+        with transient_errors_raised_as_launcher_errors("RunInstances"):
+            response = ec2.run_instances(
+                LaunchTemplate={
+                    "LaunchTemplateId": template.template_id,
+                    "Version": template.version,
+                },
+                InstanceType=cast("InstanceTypeType", instance_type),
+                SubnetId=subnet_id,
+                MinCount=1,
+                MaxCount=1,
+                ClientToken=client_token(execution_arn, instance_type, subnet_id, replaces),
+                TagSpecifications=[
+                    {"ResourceType": "instance", "Tags": tags},
+                    {"ResourceType": "volume", "Tags": tags},
+                ],
+            )
+        instance = response["Instances"][0]
+        if instance.get("State", {}).get("Name") not in GONE_STATES:
+            return instance
+        logger.warning(
+            "RunInstances returned an instance this execution launched before, now gone; "
+            "launching a new one",
+            extra={"instance_id": instance["InstanceId"]},
+        )
+        replaces = instance["InstanceId"]
+    raise RuntimeError(
+        f"RunInstances kept returning terminated instances for {instance_type} in {subnet_id} "
+        f"after {_MAX_STALE_TOKENS} tokens; start a new execution instead of redriving this one."
+    )
 
 
 def _terminate_one(ec2: EC2Client, instance_id: str, outcome: Termination) -> None:

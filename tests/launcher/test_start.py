@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from launcher import clients
 from launcher.instances import client_token
 from tests.launcher.conftest import (
     PROJECT,
@@ -182,3 +183,28 @@ def test_long_execution_names_truncate_the_name_tag_to_256(
     start_event.update(execution_arn=arn, execution_name=name)
     instance = instance_of(ec2, invoke(start_event)["instance_id"])
     assert tags_of(instance)["Name"] == ("p" * 250 + "-" + name)[:256]
+
+
+def test_a_token_answered_with_a_terminated_instance_launches_a_new_one(
+    invoke: Invoke, start_event: dict[str, Any], aws_calls: CallLog, workflow: Workflow
+) -> None:
+    # After a redrive, EC2 answers the execution's old token with the instance it launched
+    # then, now terminated. moto ignores tokens, so the first answer is patched in.
+    gone = "i-0dead0dead0dead00"
+    answers = [{"Instances": [{"InstanceId": gone, "State": {"Name": "terminated"}}]}]
+
+    def stale_answer(**_: Any) -> tuple[Any, dict[str, Any]] | None:
+        return (_Ok(), answers.pop()) if answers else None
+
+    handler: Any = stale_answer
+    clients.ec2().meta.events.register("before-call.ec2.RunInstances", handler)
+    result = invoke(start_event)
+    assert result["instance_id"] != gone
+    first, second = (p["ClientToken"] for p in aws_calls.params("RunInstances"))
+    pair = ("g4dn.xlarge", start_event["run"]["subnet_ids"][0])
+    assert first == client_token(workflow.execution_arn, *pair)
+    assert second == client_token(workflow.execution_arn, *pair, replaces=gone)
+
+
+class _Ok:
+    status_code = 200
