@@ -1,0 +1,321 @@
+"""``python -m gpurun``: run, status, logs, publish-model, doctor.
+
+Exit codes: 0 succeeded / all checks ok; 1 the run FAILED or a check failed; 2 bad usage or
+configuration; 3 the run TIMED_OUT; 4 the run was ABORTED; 5 still running when --timeout ended
+the follow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from gpurun import doctor, logs, runs, status
+from gpurun.aws import Clients
+from gpurun.errors import EXIT_BY_STATUS, EXIT_FAILED, EXIT_OK, EXIT_USAGE, GpurunError
+from gpurun.stack import FIELDS, Stack
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options every command takes: where AWS is, and where the stack's names come from."""
+    common = argparse.ArgumentParser(add_help=False)
+    aws = common.add_argument_group("AWS")
+    aws.add_argument(
+        "--region", help="AWS region (default: AWS_REGION, the profile, or the stack's output)"
+    )
+    aws.add_argument("--profile", help="named AWS profile")
+    aws.add_argument("--endpoint-url", help="AWS endpoint for every client (a local AWS emulator)")
+    stack = common.add_argument_group(
+        "stack (default: flags, then GPURUN_* variables, then Terraform outputs)"
+    )
+    stack.add_argument(
+        "--terraform-dir",
+        type=Path,
+        help="run `terraform output -json` there (default ./terraform)",
+    )
+    stack.add_argument("--outputs-file", type=Path, help="a saved `terraform output -json`")
+    for name, field in FIELDS.items():
+        if name != "region":
+            stack.add_argument(
+                field.flag, dest=name, help=f"(env {field.env}; output {field.output})"
+            )
+    common.add_argument("--json", action="store_true", help="print JSON instead of text")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="gpurun", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        parents=[common],
+        help="start a run now and follow it until it ends",
+        description="Start an execution (every run parameter at its default unless --set) "
+        "and print its phases as they happen.",
+    )
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a run parameter (JSON value or string), e.g. --set max_runtime_seconds=600, "
+        "--set instance_types=g5.xlarge,g4dn.xlarge, --set parameters.week=48",
+    )
+    run.add_argument("--name", help="execution name (default manual-<UTC time>-<random>)")
+    run.add_argument("--no-follow", action="store_true", help="start and return at once")
+    run.add_argument(
+        "--poll-seconds", type=float, default=2.0, help="history poll interval (default 2)"
+    )
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="stop following after this many seconds (exit 5)",
+    )
+
+    st = commands.add_parser(
+        "status",
+        parents=[common],
+        help="the last runs: status, duration, cost",
+        description="The newest runs with their status, duration, instance and cost estimate "
+        "(from runs/<name>/run.json).",
+    )
+    st.add_argument("--last", type=int, default=10, help="how many runs (default 10)")
+
+    lg = commands.add_parser(
+        "logs",
+        parents=[common],
+        help="one run's agent and launcher log lines",
+        description="The agent's lines (log streams <instance id>/...) and the launcher's lines "
+        "mentioning the run, in time order.",
+    )
+    lg.add_argument("run", help="execution name or ARN")
+
+    pub = commands.add_parser(
+        "publish-model",
+        parents=[common],
+        help="upload a model directory (manifest last)",
+        description="Upload every file of a local model directory with its checksums, then "
+        "manifest.json; the next run copies it.",
+    )
+    pub.add_argument("directory", type=Path, help="the local model directory")
+    pub.add_argument(
+        "--prefix",
+        default="models/current/",
+        help="S3 prefix under models/, ending in / (default models/current/)",
+    )
+
+    commands.add_parser(
+        "doctor",
+        parents=[common],
+        help="check a deployed stack",
+        description="Bucket, model, activity, launch template, AMI, schedule and its next fire "
+        "time, instance type offerings in the subnets' zones.",
+    )
+    return parser
+
+
+def _stack(args: argparse.Namespace) -> Stack:
+    flags = {name: getattr(args, name, None) for name in FIELDS}
+    return Stack(flags, outputs_file=args.outputs_file, terraform_dir=args.terraform_dir)
+
+
+def _clients(args: argparse.Namespace, stack: Stack) -> Clients:
+    return Clients(region=stack.get("region"), profile=args.profile, endpoint_url=args.endpoint_url)
+
+
+def _print_json(value: Any, out: TextIO) -> None:
+    print(json.dumps(value, indent=1, default=str), file=out)
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    stack = _stack(args)
+    overrides = runs.parse_overrides(args.overrides)
+    machine = stack.require("state_machine_arn")
+    sfn = _clients(args, stack).client("stepfunctions")
+    execution_arn, name = runs.start_execution(sfn, machine, overrides, args.name)
+    if not args.json:
+        print(f"started {name}\n  {execution_arn}", file=out, flush=True)
+    if args.no_follow:
+        if args.json:
+            _print_json({"execution_arn": execution_arn, "name": name, "status": "RUNNING"}, out)
+        return EXIT_OK
+    progress: list[dict[str, str]] = []
+
+    def show(p: runs.Progress) -> None:
+        progress.append(p.as_dict())
+        if not args.json:
+            print(f"{p.timestamp:%H:%M:%S} {p.phase:<14} {p.message}", file=out, flush=True)
+
+    final = runs.follow(
+        sfn, execution_arn, show, poll_seconds=args.poll_seconds, timeout_seconds=args.timeout
+    )
+    state = str(final["status"])
+    if args.json:
+        _print_json(
+            {
+                "execution_arn": execution_arn,
+                "name": name,
+                "status": state,
+                "error": final.get("error"),
+                "cause": final.get("cause"),
+                "progress": progress,
+            },
+            out,
+        )
+    else:
+        print(
+            f"{name}: {state}"
+            + (f" ({final.get('error')}: {final.get('cause')})" if final.get("error") else ""),
+            file=out,
+        )
+    return EXIT_BY_STATUS.get(state, EXIT_FAILED)
+
+
+def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    if args.last < 1:
+        raise GpurunError("--last must be >= 1")
+    stack = _stack(args)
+    clients = _clients(args, stack)
+    rows = status.run_rows(
+        clients.client("stepfunctions"),
+        clients.client("s3"),
+        stack.require("state_machine_arn"),
+        stack.require("model_bucket"),
+        region=clients.region,
+        limit=args.last,
+    )
+    if args.json:
+        _print_json(rows, out)
+    else:
+        print(status.format_rows(rows) if rows else "no runs yet", file=out)
+    return EXIT_OK
+
+
+def cmd_logs(args: argparse.Namespace, out: TextIO) -> int:
+    stack = _stack(args)
+    clients = _clients(args, stack)
+    ref = logs.resolve_run(
+        clients.client("stepfunctions"), stack.require("state_machine_arn"), args.run
+    )
+    agent_group, launcher_group = stack.get("agent_log_group"), stack.get("launcher_log_group")
+    if not agent_group and not launcher_group:
+        raise GpurunError(
+            "no log group known: pass --agent-log-group / --launcher-log-group or --terraform-dir"
+        )
+    lines = logs.run_lines(
+        clients.client("logs"), agent_group, launcher_group, ref, datetime.now(UTC)
+    )
+    if args.json:
+        _print_json(
+            {
+                "execution_arn": ref.execution_arn,
+                "instance_id": ref.instance_id,
+                "lines": [line.as_dict() for line in lines],
+            },
+            out,
+        )
+        return EXIT_OK
+    if ref.instance_id is None:
+        print(f"{ref.name} never got an instance: launcher lines only", file=out)
+    for line in lines:
+        at = datetime.fromtimestamp(line.timestamp_ms / 1000, UTC)
+        print(f"{at:%Y-%m-%d %H:%M:%S} [{line.source}] {line.message}", file=out)
+    if not lines:
+        print(f"no log lines for {ref.name} (yet): logs can take a minute to arrive", file=out)
+    return EXIT_OK
+
+
+def cmd_publish(args: argparse.Namespace, out: TextIO) -> int:
+    from instance_agent.publish import PublishError, publish_model
+
+    stack = _stack(args)
+    if not args.prefix.startswith("models/") or not args.prefix.endswith("/"):
+        raise GpurunError(
+            f"--prefix {args.prefix!r} must start with models/ and end with / "
+            "(e.g. models/current/)"
+        )
+    bucket = stack.require("model_bucket")
+    s3 = _clients(args, stack).client("s3")
+    try:
+        manifest = publish_model(s3, args.directory, bucket, args.prefix)
+    except PublishError as exc:
+        raise GpurunError(str(exc)) from exc
+    result = {
+        "bucket": bucket,
+        "prefix": args.prefix,
+        "files": len(manifest.files),
+        "bytes": manifest.total_bytes,
+        "model_version": manifest.model_version,
+    }
+    if args.json:
+        _print_json(result, out)
+    else:
+        print(
+            f"published {result['files']} file(s), {result['bytes']} bytes, "
+            f"version {result['model_version']} "
+            f"to s3://{bucket}/{args.prefix}",
+            file=out,
+        )
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
+    stack = _stack(args)
+    checks = doctor.run_checks(_clients(args, stack), stack)
+    if args.json:
+        _print_json([c.as_dict() for c in checks], out)
+    else:
+        for check in checks:
+            print(check.render(), file=out)
+    return EXIT_OK if all(c.ok for c in checks) else EXIT_FAILED
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "status": cmd_status,
+    "logs": cmd_logs,
+    "publish-model": cmd_publish,
+    "doctor": cmd_doctor,
+}
+
+
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args, out)
+    except GpurunError as exc:
+        print(f"gpurun {args.command}: {exc}", file=err)
+    except NoCredentialsError:
+        print(
+            f"gpurun {args.command}: no AWS credentials; pass --profile or set AWS_PROFILE",
+            file=err,
+        )
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        print(
+            f"gpurun {args.command}: AWS refused {exc.operation_name}: "
+            f"{error.get('Code')}: {error.get('Message')}",
+            file=err,
+        )
+    except BotoCoreError as exc:
+        print(
+            f"gpurun {args.command}: {exc}; check --region/--endpoint-url and the network", file=err
+        )
+    return EXIT_USAGE

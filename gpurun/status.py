@@ -1,0 +1,102 @@
+"""The last runs: status, duration, instance and cost, from run.json or the execution."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from gpurun import runs
+from instance_agent import prices
+from instance_agent.run_record import RUN_RECORD_NAME
+
+_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+def read_run_record(s3: Any, bucket: str, execution_name: str) -> dict[str, Any] | None:
+    """``runs/<name>/run.json``, or None if the run has none (yet)."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=f"runs/{execution_name}/{RUN_RECORD_NAME}")["Body"]
+    except ClientError as exc:
+        if str(exc.response.get("Error", {}).get("Code")) in _MISSING:
+            return None
+        raise
+    try:
+        record: dict[str, Any] = json.loads(body.read())
+    except json.JSONDecodeError:
+        return None
+    return record
+
+
+def cost_of(record: dict[str, Any] | None, region: str | None) -> tuple[float | None, str]:
+    """(USD, where it came from): the record's own estimate, or one computed from its instance
+    type and lifetime (the launcher's minimal record carries no estimate)."""
+    if record is None:
+        return None, "no run.json"
+    cost = record.get("cost")
+    if isinstance(cost, dict) and isinstance(cost.get("total_usd"), int | float):
+        return float(cost["total_usd"]), "run.json"
+    instance = record.get("instance") or {}
+    lifetime = record.get("lifetime_seconds")
+    instance_type = instance.get("instance_type")
+    if not instance_type or not isinstance(lifetime, int | float) or region is None:
+        return None, "instance type or lifetime unknown"
+    try:
+        estimate = prices.estimate_run_cost(instance_type, region, float(lifetime))
+    except prices.UnknownPriceError as exc:
+        return None, str(exc)
+    return estimate.total_usd, "computed from run.json's instance type and lifetime"
+
+
+def run_rows(
+    sfn: Any, s3: Any, state_machine_arn: str, bucket: str, *, region: str | None, limit: int
+) -> list[dict[str, Any]]:
+    rows = []
+    now = datetime.now(UTC)
+    for execution in runs.list_executions(sfn, state_machine_arn, limit):
+        name = execution["name"]
+        started = execution["startDate"]
+        stopped = execution.get("stopDate")
+        record = read_run_record(s3, bucket, name)
+        usd, cost_source = cost_of(record, region)
+        instance = (record or {}).get("instance") or {}
+        error = (record or {}).get("error") or {}
+        rows.append(
+            {
+                "name": name,
+                "status": execution["status"],
+                "started": started.isoformat(),
+                "duration_seconds": round(((stopped or now) - started).total_seconds(), 1),
+                "instance_type": instance.get("instance_type"),
+                "instance_id": instance.get("instance_id"),
+                "error": error.get("error"),
+                "cost_usd": None if usd is None else round(usd, 4),
+                "cost_source": cost_source,
+                "record_written_by": (record or {}).get("written_by"),
+            }
+        )
+    return rows
+
+
+def format_rows(rows: list[dict[str, Any]]) -> str:
+    header = ("NAME", "STATUS", "STARTED", "DURATION", "INSTANCE", "COST", "ERROR")
+    lines = [header]
+    for row in rows:
+        minutes, seconds = divmod(int(row["duration_seconds"]), 60)
+        lines.append(
+            (
+                row["name"],
+                row["status"],
+                row["started"][:19].replace("T", " "),
+                f"{minutes}m{seconds:02d}s",
+                row["instance_type"] or "-",
+                "-" if row["cost_usd"] is None else f"${row['cost_usd']:.4f}",
+                row["error"] or "",
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
