@@ -31,7 +31,7 @@ class LauncherConfigurationError(LauncherError):
     """An environment variable Terraform sets on the function is missing or malformed."""
 
 
-class RunAlreadyInProgress(LauncherError):  # noqa: N818 - the name is the Step Functions contract
+class RunAlreadyInProgress(LauncherError):
     """Another execution of the state machine is running: one run at a time."""
 
     def __init__(self, execution_arn: str, running: Sequence[str]) -> None:
@@ -53,7 +53,7 @@ class LaunchAttempt:
     message: str
 
 
-class InsufficientCapacityEverywhere(LauncherError):  # noqa: N818 - Step Functions contract
+class InsufficientCapacityEverywhere(LauncherError):
     """Every instance type / subnet pair was refused for lack of capacity or quota."""
 
     def __init__(self, attempts: Sequence[LaunchAttempt]) -> None:
