@@ -15,7 +15,7 @@ export PATH := $(PATH):$(CURDIR)/$(VENV)/bin
 
 setup: $(STAMP) $(SCAN_STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-bench.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
