@@ -15,6 +15,9 @@ the errors AWS itself would answer with.
   keys under ``prefix`` (moto's ``S3Backend``).
 - ``corrupt_object(aws, bucket, key)``: not a patch: overwrites an object with bytes of the same
   size but different content, as a botched manual upload would (a checksum mismatch).
+- ``backdate_launch(aws, instance_id, seconds)``: moves an instance's launch time back in the
+  emulator's EC2 backend, so the sweeper's maximum lifetime (at least 5 minutes) passes without
+  waiting for it.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 from moto.core.exceptions import AWSError
 from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.models import ec2_backends
 from moto.ec2.models.instances import InstanceBackend
 from moto.s3.exceptions import S3ClientError
 from moto.s3.models import S3Backend
@@ -150,3 +155,12 @@ def corrupt_object(aws: LocalAws, bucket: str, key: str) -> None:
         raise ValueError(f"s3://{bucket}/{key} is empty: there is no byte to corrupt")
     body[len(body) // 2] ^= 0xFF
     s3.put_object(Bucket=bucket, Key=key, Body=bytes(body))
+
+
+def backdate_launch(aws: LocalAws, instance_id: str, seconds: float) -> None:
+    """Make ``instance_id`` look ``seconds`` older to everyone reading its LaunchTime."""
+    if seconds <= 0:
+        raise ValueError(f"seconds: must be > 0, got {seconds}")
+    backend = ec2_backends[aws.account_id][aws.region]
+    instance = backend.get_instance(instance_id)
+    instance.launch_time -= timedelta(seconds=seconds)

@@ -142,6 +142,7 @@ class RunOutcome:
     cause: str | None
     started_at: float
     stopped_at: float | None
+    """The execution's stopDate, or when the harness first saw it ended if moto gives none."""
     output: Mapping[str, Any] | None
     history: list[HistoryEvent]
     instance_states: Mapping[str, str]
@@ -226,6 +227,9 @@ class LocalRun:
         self._sfn = aws.client("stepfunctions")
         self._ec2 = aws.client("ec2")
         self._s3 = aws.client("s3")
+        # When each execution was first seen ended: moto 5.2.5 gives a timed-out execution no
+        # stopDate.
+        self._seen_ended: dict[str, float] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -310,6 +314,8 @@ class LocalRun:
 
     def status(self, execution_arn: str) -> str:
         status: str = self._sfn.describe_execution(executionArn=execution_arn)["status"]
+        if status in TERMINAL_STATUSES:
+            self._seen_ended.setdefault(execution_arn, time.time())
         return status
 
     def history(self, execution_arn: str) -> list[HistoryEvent]:
@@ -398,7 +404,11 @@ class LocalRun:
             error=described.get("error"),
             cause=described.get("cause"),
             started_at=_epoch(described["startDate"]),
-            stopped_at=_epoch(described["stopDate"]) if described.get("stopDate") else None,
+            stopped_at=(
+                _epoch(described["stopDate"])
+                if described.get("stopDate")
+                else self._seen_ended.get(execution_arn)
+            ),
             output=output,
             history=self.history(execution_arn),
             instance_states=states,
