@@ -30,14 +30,16 @@ import errno
 import logging
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import urlsplit
 
-from instance_agent.checksums import chunk_checksum
+from instance_agent.checksums import Buffer
 from instance_agent.errors import ModelChecksumMismatch, ModelCopyFailed, ModelNotFound
 from instance_agent.manifest import (
     MANIFEST_NAME,
@@ -49,6 +51,8 @@ from instance_agent.manifest import (
 )
 
 if TYPE_CHECKING:
+    import http.client
+
     from botocore.config import Config
     from mypy_boto3_s3 import S3Client
 
@@ -56,12 +60,19 @@ logger = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
 # Bigger parts mean fewer requests and less per-part overhead; on loopback 64 MiB beat 8-32 MiB.
+# Parts are streamed, so their size no longer costs memory.
 DEFAULT_PART_SIZE = 64 * MiB
-# All buffers together stay under this when part size and concurrency are both chosen for us.
-DEFAULT_MEMORY_BUDGET = 512 * MiB
+# Bytes received, checksummed and written at a time: small enough to still be in the CPU cache
+# when checksummed and written, big enough that the per-slice Python is negligible.
+DEFAULT_SLICE_SIZE = 1 * MiB
+MIN_SLICE_SIZE = 64 * 1024
+MAX_SLICE_SIZE = 64 * MiB
 MIN_CONCURRENCY = 4
 MAX_CONCURRENCY = 64
 MAX_CONCURRENCY_SETTING = 256
+TRANSPORTS = ("auto", "http", "boto3")
+# A presigned URL is used at once; a short life limits what a leaked log line could do.
+PRESIGN_SECONDS = 900
 # A part whose bytes differ from the manifest is re-read this many times before failing.
 CHECKSUM_REREADS = 1
 _RETRYABLE_CODES = frozenset(
@@ -85,6 +96,10 @@ class CopySettings:
 
     part_size: int | None = None
     max_concurrency: int | None = None
+    slice_size: int = DEFAULT_SLICE_SIZE
+    # "http": GETs on the workers' own connections to URLs botocore presigns; "boto3": GETs
+    # through the client; "auto": "http" unless the client cannot be bypassed (see _lean_http).
+    transport: str = "auto"
     part_retries: int = 5
     retry_base_seconds: float = 0.2
     retry_max_seconds: float = 5.0
@@ -105,6 +120,15 @@ class CopySettings:
             raise ValueError(
                 f"max_concurrency is {self.max_concurrency!r}: give 1 to "
                 f"{MAX_CONCURRENCY_SETTING}, or None to choose from the CPU count"
+            )
+        if not _is_int(self.slice_size) or not MIN_SLICE_SIZE <= self.slice_size <= MAX_SLICE_SIZE:
+            raise ValueError(
+                f"slice_size is {self.slice_size!r}: give bytes between {MIN_SLICE_SIZE} and "
+                f"{MAX_SLICE_SIZE}"
+            )
+        if self.transport not in TRANSPORTS:
+            raise ValueError(
+                f"transport is {self.transport!r}: give one of {', '.join(TRANSPORTS)}"
             )
         if not _is_int(self.part_retries) or self.part_retries < 0:
             raise ValueError(f"part_retries is {self.part_retries!r}: give an integer >= 0")
@@ -142,14 +166,15 @@ class CopyCancelled(ModelCopyFailed):
 
 @dataclass(frozen=True)
 class CopyPlan:
-    """The part size and number of streams a copy uses; memory in flight is their product."""
+    """Streams, part (range) size and slice size; the buffers are one slice per stream."""
 
     part_size: int
     max_concurrency: int
+    slice_size: int = DEFAULT_SLICE_SIZE
 
     @property
     def buffer_bytes(self) -> int:
-        return self.part_size * self.max_concurrency
+        return self.slice_size * self.max_concurrency
 
 
 def plan_copy(
@@ -157,32 +182,38 @@ def plan_copy(
 ) -> CopyPlan:
     """Choose streams and part size: the settings when given, else from size and CPU count.
 
-    Streams: 2 per vCPU, 4 to 64 (on 2 vCPUs, 4 streams beat 2 and 8 on loopback; on S3 a
-    stream gives about 100 MB/s, so big instances need many). Part size:
-    64 MiB, lowered so all streams' buffers fit in 512 MiB, and so a small model still spreads
-    over every stream. Always a multiple of the manifest's chunk size.
+    Streams: 2 per vCPU, 4 to 64 (on S3 a stream gives about 100 MB/s, so big instances need
+    many). Part size: 64 MiB, lowered so a small model still spreads over every stream; parts
+    are streamed through one slice buffer per stream, so part size does not cost memory.
+    Always a multiple of the manifest's chunk size.
     """
     concurrency = settings.max_concurrency
     if concurrency is None:
         concurrency = min(MAX_CONCURRENCY, max(MIN_CONCURRENCY, 2 * (os.cpu_count() or 1)))
     part_size = settings.part_size
     if part_size is None:
-        part_size = min(DEFAULT_PART_SIZE, DEFAULT_MEMORY_BUDGET // concurrency)
-        part_size = min(part_size, -(-total_bytes // concurrency))
+        part_size = min(DEFAULT_PART_SIZE, -(-total_bytes // concurrency))
     part_size = max(chunk_size, -(-part_size // chunk_size) * chunk_size)
     # No buffer needs to be bigger than the largest file, rounded up to a whole chunk.
     part_size = min(part_size, max(chunk_size, -(-largest_file // chunk_size) * chunk_size))
     parts = sum(1 for _ in range(0, max(total_bytes, 1), part_size))
-    return CopyPlan(part_size=part_size, max_concurrency=max(1, min(concurrency, parts)))
+    return CopyPlan(
+        part_size=part_size,
+        max_concurrency=max(1, min(concurrency, parts)),
+        slice_size=min(settings.slice_size, part_size),
+    )
 
 
 def client_config(
     max_concurrency: int, *, connect_timeout: float = 10, read_timeout: float = 60
 ) -> Config:
-    """A botocore Config for the copy's client: enough pooled connections, adaptive retries."""
+    """A botocore Config for the copy's client: enough pooled connections, standard retries,
+    and SigV4 for presigned URLs too (botocore presigns S3 URLs with SigV2 unless told, which
+    the regions opened since 2014 refuse), so the copy's lean HTTP path can be used."""
     from botocore.config import Config  # lazy import
 
     return Config(
+        signature_version="s3v4",
         max_pool_connections=max_concurrency,
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
@@ -250,7 +281,7 @@ def copy_model(
         )
     logger.info(
         "copying model %s (%d files, %d bytes) from s3://%s/%s to %s: %d streams x %d MiB parts "
-        "(%d MiB of buffers)",
+        "in slices of %d KiB (%d KiB of buffers)",
         manifest.model_version,
         len(manifest.files),
         manifest.total_bytes,
@@ -259,7 +290,8 @@ def copy_model(
         destination,
         plan.max_concurrency,
         plan.part_size // MiB,
-        plan.buffer_bytes // MiB,
+        plan.slice_size // 1024,
+        plan.buffer_bytes // 1024,
     )
     copier = _Copier(
         s3=s3,
@@ -361,6 +393,7 @@ class _Copier:
 
         self.client_error = ClientError
         self.transient = _transient_errors()
+        self.http = _lean_http(s3, settings.transport, bucket, prefix + MANIFEST_NAME)
 
     # -- orchestration ----------------------------------------------------------------------
 
@@ -472,17 +505,16 @@ class _Copier:
 
     def _worker(self) -> None:
         buffer: memoryview | None = None
+        connections = _Connections(self.http) if self.http is not None else None
         try:
             while not self.stop.is_set() and not self.cancel.is_set():
                 part = self._next_part()
                 if part is None:
                     return
                 if buffer is None:
-                    # One buffer per worker for the whole copy: memory is bounded by design.
-                    buffer = memoryview(bytearray(self.plan.part_size))
-                view = buffer[: part.length]
-                self._fetch_verified(part, view)
-                self._write(part, view)
+                    # One slice buffer per worker for the whole copy: memory is bounded by design.
+                    buffer = memoryview(bytearray(self.plan.slice_size))
+                self._copy_part(part, buffer, connections)
                 with self.lock:
                     self.bytes_done += part.length
                     part.file.parts_left -= 1
@@ -494,71 +526,120 @@ class _Copier:
                 if self.failure is None:
                     self.failure = error
             self.stop.set()
+        finally:
+            if connections is not None:
+                connections.close()
 
-    def _fetch_verified(self, part: _Part, view: memoryview) -> None:
-        rereads = 0
-        while True:
-            self._fetch_with_retries(part, view)
-            bad = self._first_bad_chunk(part, view)
-            if bad is None:
-                return
-            index, start, end, got = bad
-            if rereads < CHECKSUM_REREADS:
-                rereads += 1
-                logger.warning(
-                    "%s bytes %d-%d: checksum differs, reading the part again",
-                    part.file.entry.path,
-                    start,
-                    end,
-                )
-                continue
-            raise ModelChecksumMismatch(
-                f"{part.file.entry.path}: bytes {start}-{end} (chunk {index}) have "
-                f"crc64nvme {got}, the manifest says {part.file.entry.checksums[index]}; "
-                f"s3://{self.bucket}/{part.file.key} is not what was published: re-publish "
-                "the model"
-            )
+    def _copy_part(self, part: _Part, buffer: memoryview, connections: _Connections | None) -> None:
+        """GET the part's range once, streaming it to disk; retry or re-read it whole if needed."""
+        task = part.file
+        try:
+            fd = os.open(task.partial, os.O_WRONLY | os.O_CLOEXEC)
+        except OSError as error:
+            raise ModelCopyFailed(_disk_error(task, error, self.manifest.total_bytes)) from error
+        try:
+            attempt = 0
+            rereads = 0
+            while True:
+                try:
+                    self._stream_part(part, buffer, fd, connections)
+                except _ChunkMismatch as bad:
+                    if rereads >= CHECKSUM_REREADS:
+                        raise ModelChecksumMismatch(
+                            f"{task.entry.path}: bytes {bad.start}-{bad.end} (chunk {bad.index}) "
+                            f"have crc64nvme {bad.got}, the manifest says "
+                            f"{task.entry.checksums[bad.index]}; s3://{self.bucket}/{task.key} "
+                            "is not what was published: re-publish the model"
+                        ) from None
+                    rereads += 1
+                    logger.warning(
+                        "%s bytes %d-%d: checksum differs, reading the part again",
+                        task.entry.path,
+                        bad.start,
+                        bad.end,
+                    )
+                except _RetryablePartError as error:
+                    attempt += 1
+                    self._back_off(part, attempt, error)
+                else:
+                    return
+        finally:
+            os.close(fd)
 
-    def _first_bad_chunk(self, part: _Part, view: memoryview) -> tuple[int, int, int, str] | None:
-        chunk = self.manifest.chunk_size
-        first = part.start // chunk
-        for offset in range(0, part.length, chunk):
-            index = first + offset // chunk
-            got = chunk_checksum(view[offset : offset + chunk])
-            if got != part.file.entry.checksums[index]:
-                start = part.start + offset
-                return index, start, start + min(chunk, part.length - offset) - 1, got
-        return None
+    def _back_off(self, part: _Part, attempt: int, error: _RetryablePartError) -> None:
+        where = f"{part.file.entry.path} bytes {part.start}-{part.start + part.length - 1}"
+        if attempt > self.settings.part_retries:
+            raise ModelCopyFailed(
+                f"{where} of s3://{self.bucket}/{part.file.key}: failed {attempt} times, "
+                f"last: {error}"
+            ) from error
+        delay = random.uniform(  # noqa: S311 - jitter, not cryptography
+            0, min(self.settings.retry_max_seconds, self.settings.retry_base_seconds * 2**attempt)
+        )
+        logger.warning("%s: %s; retry %d in %.2f s", where, error, attempt, delay)
+        if self.cancel.wait(delay) or self.stop.is_set():
+            raise CopyCancelled(f"model copy cancelled while retrying {where}") from error
 
-    def _fetch_with_retries(self, part: _Part, view: memoryview) -> None:
-        attempt = 0
-        while True:
-            try:
-                self._fetch(part, view)
-            except _RetryablePartError as error:
-                attempt += 1
-                where = f"{part.file.entry.path} bytes {part.start}-{part.start + part.length - 1}"
-                if attempt > self.settings.part_retries:
-                    raise ModelCopyFailed(
-                        f"{where} of s3://{self.bucket}/{part.file.key}: failed "
-                        f"{attempt} times, last: {error}"
-                    ) from error
-                delay = random.uniform(  # noqa: S311 - jitter, not cryptography
-                    0,
-                    min(
-                        self.settings.retry_max_seconds,
-                        self.settings.retry_base_seconds * 2**attempt,
-                    ),
-                )
-                logger.warning("%s: %s; retry %d in %.2f s", where, error, attempt, delay)
-                if self.cancel.wait(delay) or self.stop.is_set():
-                    raise CopyCancelled(f"model copy cancelled while retrying {where}") from error
-            else:
-                return
+    def _stream_part(
+        self, part: _Part, buffer: memoryview, fd: int, connections: _Connections | None
+    ) -> None:
+        """Receive the range slice by slice: checksum each slice while it is in cache (the CRC
+        carried across the slices of a chunk, checked at each chunk's end), then ``pwrite`` it
+        at its offset. Raises _RetryablePartError or _ChunkMismatch; the part then starts over.
+        """
+        body = self._open_range(part, connections)
+        complete = False
+        try:
+            crc = _crc64nvme()
+            chunk = self.manifest.chunk_size
+            entry = part.file.entry
+            offset, end = part.start, part.start + part.length
+            running = 0
+            while offset < end:
+                if self.stop.is_set():
+                    raise CopyCancelled("model copy stopped")
+                try:
+                    n = body.readinto(buffer[: min(len(buffer), end - offset)])
+                except self.transient as error:
+                    raise _RetryablePartError(f"{type(error).__name__}: {error}") from error
+                if not n:
+                    raise _RetryablePartError(
+                        f"connection ended after {offset - part.start} of {part.length} bytes"
+                    )
+                data = buffer[:n]
+                at = offset
+                while at < offset + n:
+                    boundary = min((at // chunk + 1) * chunk, entry.size)
+                    take = min(offset + n, boundary) - at
+                    running = crc(data[at - offset : at - offset + take], running)
+                    at += take
+                    if at == boundary:
+                        index = (boundary - 1) // chunk
+                        got = f"{running:016x}"
+                        if got != entry.checksums[index]:
+                            raise _ChunkMismatch(index, index * chunk, boundary - 1, got)
+                        running = 0
+                self._write_at(part.file, fd, data, offset)
+                offset += n
+            complete = True
+        finally:
+            body.finish(reuse=complete)
 
-    def _fetch(self, part: _Part, view: memoryview) -> None:
-        last = part.start + part.length - 1
-        byte_range = f"{part.start}-{last}"
+    def _write_at(self, task: _FileTask, fd: int, data: memoryview, offset: int) -> None:
+        try:
+            written = 0
+            while written < len(data):
+                written += os.pwrite(fd, data[written:], offset + written)
+        except OSError as error:
+            raise ModelCopyFailed(_disk_error(task, error, self.manifest.total_bytes)) from error
+
+    def _open_range(self, part: _Part, connections: _Connections | None) -> _Body:
+        if connections is not None:
+            return self._open_http(part, connections)
+        return self._open_boto3(part)
+
+    def _open_boto3(self, part: _Part) -> _Body:
+        byte_range = f"{part.start}-{part.start + part.length - 1}"
         try:
             response = self.s3.get_object(
                 Bucket=self.bucket, Key=part.file.key, Range=f"bytes={byte_range}"
@@ -567,22 +648,54 @@ class _Copier:
             self._raise_client_error(part.file, error, byte_range)
         except self.transient as error:
             raise _RetryablePartError(f"{type(error).__name__}: {error}") from error
-        body = response["Body"]
+        body = _Boto3Body(response["Body"])
         try:
-            self._check_size(part, response)
-            filled = _read_into(body, view)
+            total = str(response.get("ContentRange", "")).rpartition("/")[2]
+            self._check_size(part, total, response.get("ContentLength"))
+        except BaseException:
+            body.finish(reuse=False)
+            raise
+        return body
+
+    def _open_http(self, part: _Part, connections: _Connections) -> _Body:
+        """The lean path: one GET on this worker's own keep-alive connection to a URL that
+        botocore presigned (its endpoint, addressing style, region, credentials and session
+        token), so no botocore machinery runs per request."""
+        byte_range = f"{part.start}-{part.start + part.length - 1}"
+        url = self.s3.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": part.file.key},
+            ExpiresIn=PRESIGN_SECONDS,
+        )
+        try:
+            response = connections.get(url, {"Range": f"bytes={byte_range}"})
         except self.transient as error:
-            body.close()
+            raise _RetryablePartError(f"{type(error).__name__}: {error}") from error
+        body = _HttpBody(response, connections)
+        try:
+            self._check_http_response(part, response, byte_range)
+        except self.transient as error:
+            body.finish(reuse=False)
             raise _RetryablePartError(f"{type(error).__name__}: {error}") from error
         except BaseException:
-            body.close()
+            body.finish(reuse=False)
             raise
-        if filled < part.length:
-            body.close()
-            raise _RetryablePartError(f"connection ended after {filled} of {part.length} bytes")
+        return body
 
-    def _check_size(self, part: _Part, response: Any) -> None:
-        total = str(response.get("ContentRange", "")).rpartition("/")[2]
+    def _check_http_response(
+        self, part: _Part, response: http.client.HTTPResponse, byte_range: str
+    ) -> None:
+        status = response.status
+        if status >= 300:
+            code = _error_code(_read_error_body(response))
+            self._raise_error(part.file, code, status, f"HTTP {status} {code}", byte_range)
+        if status != 206 and not (status == 200 and part.start == 0):
+            raise _RetryablePartError(f"HTTP {status} to a ranged GET")
+        total = (response.getheader("Content-Range") or "").rpartition("/")[2]
+        length = response.getheader("Content-Length")
+        self._check_size(part, total, int(length) if length and length.isdigit() else None)
+
+    def _check_size(self, part: _Part, total: str, length: int | None) -> None:
         size = part.file.entry.size
         if total.isdigit() and int(total) != size:
             raise ModelChecksumMismatch(
@@ -590,16 +703,19 @@ class _Copier:
                 f"the manifest says {size}: the object changed since it was published; "
                 "re-publish the model"
             )
-        if response.get("ContentLength") not in (None, part.length):
-            raise _RetryablePartError(
-                f"asked for {part.length} bytes, the response has {response.get('ContentLength')}"
-            )
+        if length not in (None, part.length):
+            raise _RetryablePartError(f"asked for {part.length} bytes, the response has {length}")
 
     def _raise_client_error(self, task: _FileTask, error: Any, byte_range: str) -> NoReturn:
         code = str(error.response.get("Error", {}).get("Code", ""))
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        self._raise_error(task, code, status, str(error), byte_range)
+
+    def _raise_error(
+        self, task: _FileTask, code: str, status: object, message: str, byte_range: str
+    ) -> NoReturn:
         url = f"s3://{self.bucket}/{task.key}"
-        if code in ("NoSuchKey", "404", "NotFound", "NoSuchBucket"):
+        if code in ("NoSuchKey", "404", "NotFound", "NoSuchBucket") or (status == 404 and not code):
             raise ModelNotFound(
                 f"{url} ({task.entry.path}) is listed in the manifest but missing: "
                 "re-publish the model"
@@ -610,51 +726,191 @@ class _Copier:
                 f"says it is {task.entry.size} bytes: re-publish the model"
             ) from None
         if code in _RETRYABLE_CODES or (isinstance(status, int) and status >= 500):
-            raise _RetryablePartError(f"{code or status}: {error}") from error
-        raise ModelCopyFailed(f"{url} bytes {byte_range}: {error}") from error
+            raise _RetryablePartError(f"{code or status}: {message}")
+        raise ModelCopyFailed(f"{url} bytes {byte_range}: {message}")
 
-    def _write(self, part: _Part, view: memoryview) -> None:
-        task = part.file
+
+class _ChunkMismatch(Exception):
+    """A chunk's CRC differs from the manifest's; the part is read once more, then it fails."""
+
+    def __init__(self, index: int, start: int, end: int, got: str) -> None:
+        super().__init__(f"chunk {index} (bytes {start}-{end}) has crc64nvme {got}")
+        self.index, self.start, self.end, self.got = index, start, end, got
+
+
+class _Body:
+    """One response body being streamed: ``readinto`` a slice, then ``finish`` it."""
+
+    def readinto(self, view: memoryview) -> int:
+        raise NotImplementedError
+
+    def finish(self, *, reuse: bool) -> None:
+        """``reuse``: the whole body was read, so its connection can serve the next GET."""
+        raise NotImplementedError
+
+
+class _Boto3Body(_Body):
+    """A botocore StreamingBody. With a real connection it wraps urllib3, which wraps
+    ``http.client``: ``readinto`` on the latter lands the bytes from the socket straight in our
+    buffer. Anything else (moto's in-process responses) is read the generic way."""
+
+    def __init__(self, body: Any) -> None:
+        self.body = body
+        self.raw = getattr(body, "_raw_stream", None)
+        fp = getattr(self.raw, "_fp", None)
+        usable = fp is not None and hasattr(fp, "readinto") and not getattr(self.raw, "chunked", 0)
+        self.fp = fp if usable else None
+
+    def readinto(self, view: memoryview) -> int:
+        if self.fp is not None:
+            return int(self.fp.readinto(view))
+        data = self.body.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def finish(self, *, reuse: bool) -> None:
+        if reuse and self.fp is not None and self.fp.isclosed():
+            self.raw.release_conn()  # type: ignore[union-attr]  # back to urllib3's pool for the next part
+        elif not reuse:
+            self.body.close()
+
+
+class _HttpBody(_Body):
+    def __init__(self, response: http.client.HTTPResponse, connections: _Connections) -> None:
+        self.response = response
+        self.connections = connections
+
+    def readinto(self, view: memoryview) -> int:
+        return self.response.readinto(view)
+
+    def finish(self, *, reuse: bool) -> None:
+        if not (reuse and self.response.isclosed()):
+            self.connections.discard()
+
+
+@dataclass(frozen=True)
+class _HttpOptions:
+    """What the lean path takes from the caller's client: its timeouts and TLS verification."""
+
+    connect_timeout: float
+    read_timeout: float
+    verify: bool | str
+
+
+class _Connections:
+    """One worker's keep-alive connection (per host) for the lean path."""
+
+    def __init__(self, options: _HttpOptions) -> None:
+        self.options = options
+        self.key: tuple[str, str] | None = None
+        self.connection: http.client.HTTPConnection | None = None
+
+    def get(self, url: str, headers: dict[str, str]) -> http.client.HTTPResponse:
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        if self.connection is None or self.key != key:
+            self.discard()
+            self.connection = self._connect(*key)
+            self.key = key
+        target = parts.path + ("?" + parts.query if parts.query else "")
         try:
-            fd = os.open(task.partial, os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                written = 0
-                while written < part.length:
-                    written += os.pwrite(fd, view[written:], part.start + written)
-            finally:
-                os.close(fd)
-        except OSError as error:
-            raise ModelCopyFailed(_disk_error(task, error, self.manifest.total_bytes)) from error
+            self.connection.request("GET", target, headers=headers)
+            return self.connection.getresponse()
+        except BaseException:
+            self.discard()
+            raise
+
+    def _connect(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
+        timeout = max(self.options.connect_timeout, self.options.read_timeout)
+        import http.client  # lazy import
+
+        if scheme == "http":
+            return http.client.HTTPConnection(netloc, timeout=timeout)
+        import ssl  # lazy import: only for https endpoints
+
+        verify = self.options.verify
+        context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+        if verify is False:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return http.client.HTTPSConnection(netloc, timeout=timeout, context=context)
+
+    def discard(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+        self.connection = None
+        self.key = None
+
+    def close(self) -> None:
+        self.discard()
 
 
-def _read_into(body: Any, view: memoryview) -> int:
-    """Fill ``view`` from a botocore StreamingBody; returns the bytes read (short on EOF).
+def _read_error_body(response: http.client.HTTPResponse) -> str:
+    return response.read(64 * 1024).decode("utf-8", "replace")
 
-    With a real HTTP connection the body wraps urllib3, which wraps ``http.client``; reading the
-    latter with ``readinto`` lands the bytes from the socket straight in our buffer. Once the whole
-    declared length is read the connection goes back to the pool for the next part. Anything else
-    (e.g. moto's in-process responses) is read the generic way.
+
+def _error_code(body: str) -> str:
+    match = re.search(r"<Code>([^<]{1,100})</Code>", body)
+    return match.group(1) if match else ""
+
+
+def _crc64nvme() -> Callable[[Buffer, int], int]:
+    from awscrt import checksums  # lazy: keeps agent start-up light
+
+    crc: Callable[[Buffer, int], int] = checksums.crc64nvme
+    return crc
+
+
+def _lean_http(s3: Any, transport: str, bucket: str, key: str) -> _HttpOptions | None:
+    """The lean path's options, or None when the GETs must go through the client.
+
+    ``auto`` bypasses the client only when nothing is lost: it presigns with SigV4 (see
+    :func:`client_config`), it goes through no proxy, and nothing intercepts its requests (moto's
+    mock or any other ``before-send`` hook must see the GETs; a hook that says it is disabled,
+    as moto's does outside ``mock_aws``, does not count).
     """
-    raw = getattr(body, "_raw_stream", None)
-    fp = getattr(raw, "_fp", None)
-    if fp is not None and hasattr(fp, "readinto") and not getattr(raw, "chunked", False):
-        filled = 0
-        while filled < len(view):
-            n = fp.readinto(view[filled:])
-            if not n:
-                break
-            filled += n
-        if filled == len(view) and fp.isclosed():
-            raw.release_conn()  # type: ignore[union-attr]
-        return filled
-    filled = 0
-    while filled < len(view):
-        data = body.read(min(len(view) - filled, 8 * MiB))
-        if not data:
-            break
-        view[filled : filled + len(data)] = data
-        filled += len(data)
-    return filled
+    if transport == "boto3":
+        return None
+    config = s3.meta.config
+    session = getattr(getattr(s3, "_endpoint", None), "http_session", None)
+    verify = getattr(session, "_verify", True)
+    options = _HttpOptions(
+        connect_timeout=float(getattr(config, "connect_timeout", 60) or 60),
+        read_timeout=float(getattr(config, "read_timeout", 60) or 60),
+        verify=verify if isinstance(verify, bool | str) else True,
+    )
+    if transport == "http":
+        return options
+    if not _presigns_sigv4(s3, bucket, key):
+        reason = "the client does not presign with SigV4 (build it with client_config)"
+    elif getattr(config, "proxies", None) or _environment_proxies():
+        reason = "a proxy is configured"
+    elif _intercepted(s3):
+        reason = "a before-send hook (e.g. moto) intercepts the client's requests"
+    else:
+        return options
+    logger.info("model copy: GETs go through the boto3 client: %s", reason)
+    return None
+
+
+def _presigns_sigv4(s3: Any, bucket: str, key: str) -> bool:
+    # Presigning is local (no request); the URL itself says which signature the client uses.
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key})
+    return "X-Amz-Signature=" in str(url)
+
+
+def _environment_proxies() -> bool:
+    import urllib.request  # lazy import
+
+    return bool({"http", "https"} & set(urllib.request.getproxies()))
+
+
+def _intercepted(s3: Any) -> bool:
+    try:
+        handlers = list(s3.meta.events._emitter._handlers.prefix_search("before-send.s3.GetObject"))
+    except AttributeError:
+        return True  # cannot tell: stay on the client
+    return any(getattr(handler, "enabled", True) for handler in handlers)
 
 
 def _transient_errors() -> tuple[type[BaseException], ...]:
@@ -678,8 +934,8 @@ def _transient_errors() -> tuple[type[BaseException], ...]:
         ResponseStreamingError,
         Urllib3Error,
         http.client.HTTPException,
-        ConnectionError,
-        TimeoutError,
+        # Connection refused or reset, timeouts, DNS and TLS errors of the lean path.
+        OSError,
     )
 
 

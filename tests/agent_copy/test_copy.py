@@ -205,14 +205,18 @@ def test_bad_setting_is_refused_naming_it(field: str, value: Any) -> None:
         CopySettings(**{field: value})
 
 
-def test_plan_uses_two_streams_per_cpu_and_fits_buffers_in_512_mib(
+def test_plan_on_96_cpus_uses_64_streams_of_64_mib_parts_with_one_mib_slice_buffers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("instance_agent.model_copy.os.cpu_count", lambda: 96)
     plan = plan_copy(100 * 2**30, 10 * 2**30, 8 * 2**20, CopySettings())
-    assert plan.max_concurrency == 64
-    assert plan.part_size == 8 * 2**20
-    assert plan.buffer_bytes == 512 * 2**20
+    assert (plan.max_concurrency, plan.part_size, plan.slice_size) == (64, 64 * 2**20, 2**20)
+    assert plan.buffer_bytes == 64 * 2**20
+
+
+def test_plan_never_uses_a_slice_bigger_than_the_part() -> None:
+    plan = plan_copy(10 * CHUNK, 10 * CHUNK, CHUNK, CopySettings(max_concurrency=4))
+    assert plan.slice_size == plan.part_size == 3 * CHUNK
 
 
 def test_plan_on_two_cpus_uses_four_streams_of_64_mib(monkeypatch: pytest.MonkeyPatch) -> None:
