@@ -66,6 +66,9 @@ locals {
       container_image = var.container_image
     }
     max_runtime_seconds = var.max_runtime_seconds
+    # The run's EMF metrics line goes to the launcher's namespace; the root volume prices run.json.
+    metrics         = { namespace = var.name }
+    root_volume_gib = var.root_volume_size_gib
   }
 
   console_domain = {
@@ -158,6 +161,9 @@ module "launcher_function" {
   ami_ssm_parameter             = local.ami_ssm_parameter
   state_machine_name            = local.state_machine_name
   max_instance_lifetime_seconds = var.max_instance_lifetime_minutes * 60
+  run_records_bucket_arn        = module.model_bucket.bucket_arn
+  run_records_prefix            = module.model_bucket.prefixes.runs
+  run_records_kms_key_arn       = module.model_bucket.kms_key_arn
 
   tags = local.tags
 }
@@ -195,6 +201,24 @@ module "safety_nets" {
   launcher_function_arn       = module.launcher_function.function_arn
   launcher_function_name      = module.launcher_function.function_name
   sweeper_schedule_expression = var.sweeper_schedule_expression
+
+  tags = local.tags
+}
+
+module "monitoring" {
+  source = "./modules/monitoring"
+
+  name                   = var.name
+  state_machine_arn      = module.workflow.state_machine_arn
+  launcher_function_name = module.launcher_function.function_name
+  metrics_namespace      = var.name
+  agent_log_group_name   = aws_cloudwatch_log_group.agent.name
+  dead_letter_queue_names = {
+    schedule    = module.workflow.schedule_dead_letter_queue_name
+    safety_nets = module.safety_nets.dead_letter_queue_name
+  }
+  alarm_email = var.alarm_email
+  kms_key_arn = var.alarm_topic_kms_key_arn
 
   tags = local.tags
 }

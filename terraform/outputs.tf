@@ -47,3 +47,28 @@ output "safety_nets_dead_letter_queue_url" {
   description = "Queue of cleanup and sweep events that could not reach the launcher."
   value       = module.safety_nets.dead_letter_queue_url
 }
+
+output "region" {
+  description = "Region of the stack (python -m gpurun reads it)."
+  value       = var.region
+}
+
+output "schedule_name" {
+  description = "Name of the weekly schedule (EventBridge Scheduler, default group)."
+  value       = module.workflow.schedule_name
+}
+
+output "launcher_log_group_name" {
+  description = "Log group of the launcher Lambda."
+  value       = module.launcher_function.log_group_name
+}
+
+output "alarm_topic_arn" {
+  description = "SNS topic of every alarm: subscribe e-mail, chat or paging to it."
+  value       = module.monitoring.alarm_topic_arn
+}
+
+output "dashboard_name" {
+  description = "CloudWatch dashboard of the last runs' phase durations, executions and alarms."
+  value       = module.monitoring.dashboard_name
+}

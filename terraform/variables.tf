@@ -300,3 +300,22 @@ variable "tags" {
     error_message = "tags: do not set Project; it is always var.name, because the IAM conditions key on it."
   }
 }
+
+# ---- Monitoring ------------------------------------------------------------------------------
+
+variable "alarm_email" {
+  description = "E-mail address that receives the alarms (it must confirm the subscription). Null: subscribe to the alarm_topic_arn output yourself."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alarm_email == null || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alarm_email))
+    error_message = "alarm_email: give one e-mail address such as ops@example.com, or null."
+  }
+}
+
+variable "alarm_topic_kms_key_arn" {
+  description = "KMS key for the alarm topic; its key policy must let cloudwatch.amazonaws.com use it. Null creates a dedicated key (about $1/month)."
+  type        = string
+  default     = null
+}

@@ -13,7 +13,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from launcher import clients, instances, run_lock, settings
+from launcher import clients, instances, run_lock, run_record, settings
 from launcher.errors import EventValidationError, InsufficientCapacityEverywhere
 from launcher.events import CleanupEvent, StartEvent, StopEvent, SweepEvent, parse_event
 
@@ -70,6 +70,9 @@ def _stop(event: StopEvent) -> dict[str, Any]:
     outcome = instances.stop_run(
         clients.ec2(), settings.project_name(), event.execution_arn, instance_id
     )
+    # After the termination, which matters more; a record the agent wrote is kept.
+    written = run_record.write_if_missing(clients.s3(), clients.ec2(), event, datetime.now(UTC))
+    _count("RunRecordsWritten", int(written))
     return _terminated(outcome)
 
 
@@ -90,6 +93,8 @@ def _sweep(_: SweepEvent) -> dict[str, Any]:
         settings.max_instance_lifetime_seconds(),
         now=datetime.now(UTC),
     )
+    # Every instance the sweeper finds was missed by all the other nets: the alarm's metric.
+    _count("InstancesPastLifetime", len(outcome.terminated) + len(outcome.already_gone))
     return _terminated(outcome)
 
 
@@ -108,7 +113,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.namespace = settings.metrics_namespace()
     try:
         parsed = parse_event(event)
-        logger.append_keys(action=parsed.action)
+        # The execution ARN on every line lets `gpurun logs <run>` find the launcher's lines.
+        logger.append_keys(
+            action=parsed.action, execution_arn=getattr(parsed, "execution_arn", None)
+        )
         match parsed:
             case StartEvent():
                 return _start(parsed)

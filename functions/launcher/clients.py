@@ -13,6 +13,7 @@ from botocore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_stepfunctions import SFNClient
 
 # Standard retry mode backs off on throttling; whatever is left after it becomes
@@ -23,6 +24,7 @@ _CONFIG = Config(
 
 ec2_client: EC2Client | None = None
 sfn_client: SFNClient | None = None
+s3_client: S3Client | None = None
 
 
 def ec2() -> EC2Client:
@@ -39,3 +41,11 @@ def stepfunctions() -> SFNClient:
     if sfn_client is None:
         sfn_client = boto3.client("stepfunctions", config=_CONFIG)
     return sfn_client
+
+
+def s3() -> S3Client:
+    """The S3 client (run records), created on first use."""
+    global s3_client  # noqa: PLW0603 - a lazily created module attribute, swappable in tests
+    if s3_client is None:
+        s3_client = boto3.client("s3", config=_CONFIG)
+    return s3_client

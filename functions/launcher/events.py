@@ -169,19 +169,47 @@ class StartEvent(_Strict):
 
 
 class InstanceRef(BaseModel):
-    """The start action's result, passed back to stop; only the id is used."""
+    """The start action's result, passed back to stop; the id is what stop terminates, type and
+    zone go into the run record."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     instance_id: InstanceId
+    instance_type: StrictStr | None = None
+    availability_zone: StrictStr | None = None
+
+
+class RunError(BaseModel):
+    """A Catch's ``$.error`` ({"Error", "Cause"}) as the workflow passes it to stop."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    Error: StrictStr  # Step Functions names the keys
+    Cause: StrictStr | None = None  # Step Functions names the keys
+
+
+class ResultsLocation(_Strict):
+    """Where the run's results and run.json go: the RunModel task's ``results``."""
+
+    bucket: StrictStr = Field(min_length=3)
+    prefix: Annotated[
+        StrictStr, _matching(r"^runs/[^/]+/$", "the run's results prefix, runs/<execution name>/")
+    ]
 
 
 class StopEvent(_Strict):
-    """Terminate the execution's instance (null when the start failed) and any other it owns."""
+    """Terminate the execution's instance (null when the start failed) and any other it owns.
+
+    ``run``, ``error`` and ``results`` (all optional) let stop write a minimal run.json when the
+    agent wrote none; ``run`` is kept as given, since a refused input is worth recording too.
+    """
 
     action: Literal["stop"]
     execution_arn: StrictStr
     instance: InstanceRef | None
+    run: dict[str, Any] | None = None
+    error: RunError | None = None
+    results: ResultsLocation | None = None
 
     _check_execution_arn = field_validator("execution_arn")(_execution_arn)
 

@@ -170,6 +170,14 @@ data "aws_iam_policy_document" "this" {
     resources = [local.executions_arn]
   }
 
+  # stop writes a minimal run record when the agent wrote none; GetObject lets it tell "exists"
+  # from "denied" (a conditional PUT answers 412 either way only when it may read).
+  statement {
+    sid       = "WriteRunRecords"
+    actions   = ["s3:PutObject", "s3:GetObject"]
+    resources = ["${var.run_records_bucket_arn}/${var.run_records_prefix}*"]
+  }
+
   statement {
     sid       = "WriteOwnLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -194,6 +202,16 @@ data "aws_iam_policy_document" "this" {
         "arn:${local.partition}:ssm:${local.region}::parameter${statement.value}",
         "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${statement.value}",
       ]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.run_records_kms_key_arn == null ? [] : [var.run_records_kms_key_arn]
+
+    content {
+      sid       = "EncryptRunRecords"
+      actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+      resources = [statement.value]
     }
   }
 

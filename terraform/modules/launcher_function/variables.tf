@@ -131,6 +131,28 @@ variable "max_instance_lifetime_seconds" {
   type        = number
 }
 
+variable "run_records_bucket_arn" {
+  description = "ARN of the model bucket: stop writes runs/<execution name>/run.json there when the agent did not (docs/design.md, \"The run record\")."
+  type        = string
+}
+
+variable "run_records_prefix" {
+  description = "Prefix of the run records in that bucket (the results prefix of every run)."
+  type        = string
+  default     = "runs/"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]+/$", var.run_records_prefix))
+    error_message = "run_records_prefix: one folder name ending in /, e.g. runs/."
+  }
+}
+
+variable "run_records_kms_key_arn" {
+  description = "KMS key of the model bucket when it uses SSE-KMS (null for SSE-S3): writing a run record needs it."
+  type        = string
+  default     = null
+}
+
 variable "tags" {
   description = "Tags added to every resource of this module."
   type        = map(string)

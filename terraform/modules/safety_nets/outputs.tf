@@ -12,3 +12,8 @@ output "dead_letter_queue_url" {
   description = "URL of the queue receiving cleanup and sweep events that could not be delivered."
   value       = aws_sqs_queue.dlq.url
 }
+
+output "dead_letter_queue_name" {
+  description = "Name of the safety nets' dead-letter queue (the dimension of its CloudWatch metrics)."
+  value       = aws_sqs_queue.dlq.name
+}

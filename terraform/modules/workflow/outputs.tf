@@ -32,3 +32,13 @@ output "definition" {
   description = "The rendered ASL definition."
   value       = local.definition
 }
+
+output "schedule_name" {
+  description = "Name of the EventBridge Scheduler schedule (in the default group)."
+  value       = aws_scheduler_schedule.this.name
+}
+
+output "schedule_dead_letter_queue_name" {
+  description = "Name of the schedule's dead-letter queue (the dimension of its CloudWatch metrics)."
+  value       = aws_sqs_queue.schedule_dlq.name
+}
