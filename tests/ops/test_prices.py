@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,18 @@ def test_the_record_form_names_the_price_date() -> None:
 
     assert record["prices_as_of"] == prices.PRICES_AS_OF
     assert record["total_usd"] == pytest.approx(0.1753, abs=1e-4)
+
+
+def test_the_weekly_figures_of_the_operations_guide_follow_from_the_table() -> None:
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    gets = prices.model_copy_get_requests(10, 5_000_000_000)
+    ours = prices.estimate_run_cost(
+        "g4dn.xlarge", "us-east-1", 34.5 * 60, root_volume_gib=120, get_requests=gets
+    )
+    snapshot = prices.estimate_run_cost("g4dn.xlarge", "us-east-1", 59 * 60, root_volume_gib=120)
+
+    assert f"${ours.instance_usd:.4f}" in guide
+    assert f"${ours.root_volume_usd:.4f}" in guide
+    assert f"${snapshot.instance_usd:.4f}" in guide
+    assert f"${snapshot.root_volume_usd:.4f}" in guide
+    assert gets == 10 + 597
