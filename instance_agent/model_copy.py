@@ -1,27 +1,33 @@
 """Copy a published model from S3 to local disk as fast as the machine allows, verified.
 
-How (each choice measured on the project's 2-vCPU machines, see ``instance_agent/BENCHMARKING.md``
-when the benchmark issue lands, and the figures in this module's tests' README):
+How (each choice measured with ``python -m bench``, see ``instance_agent/BENCHMARKING.md``):
 
 - The manifest (``<prefix>manifest.json``) is read first; it lists every file with its size and a
-  CRC64/NVME per chunk. Every file becomes ranged parts of ``part_size`` (a multiple of the chunk
-  size), and all parts of all files go into one shared queue, so small files never serialise the
-  copy.
-- ``max_concurrency`` worker threads each own ONE reused buffer of ``part_size`` bytes: memory in
-  flight is at most ``max_concurrency x part_size`` whatever the model size. A worker GETs its
-  range with the caller's boto3 client and reads the body straight from the socket into its
-  buffer (``readinto`` on the underlying ``http.client`` response: no per-read ``bytes`` objects,
-  no second copy), checks each chunk's CRC while the bytes are fresh, and ``os.pwrite``s them at
-  their offset into a file preallocated with ``posix_fallocate``.
-- A part that fails (dropped connection, 5xx, throttling, a short body) is retried on its own
-  with jittered exponential backoff; a part whose checksum differs is re-read once, then the copy
-  fails with :class:`ModelChecksumMismatch` naming the file and byte range.
+  CRC64/NVME per chunk. Every file becomes ranged parts of ``part_size`` (64 MiB: few requests;
+  a multiple of the chunk size), and all parts of all files go into one shared queue, so small
+  files never serialise the copy.
+- ``max_concurrency`` worker threads each GET one part at a time and stream it: each slice of
+  ``slice_size`` (1 MiB) is received into the worker's ONE reused buffer, checksummed while it is
+  still in the CPU cache (the CRC carried across the slices of a chunk and compared with the
+  manifest at the chunk's end), and ``os.pwrite``-n at its offset into a file preallocated with
+  ``posix_fallocate``, so network and disk overlap within every stream. Buffers in flight are
+  ``max_concurrency x slice_size`` whatever the model and part sizes.
+- The GETs go, by default, on each worker's own keep-alive ``http.client`` connection to a URL
+  that the caller's boto3 client presigned with SigV4 (its endpoint, addressing style, region,
+  credentials and session token): no botocore machinery per request. The manifest, empty files
+  and every decision that needs botocore stay on the client; when the client cannot be bypassed
+  (moto's mock or another ``before-send`` hook, a proxy, SigV2 presigning) the GETs go through
+  it (``transport``: ``auto``, ``http`` or ``boto3``).
+- A part that fails (dropped connection, 5xx, throttling, a short body) is retried on its own,
+  from the start of its range, with jittered exponential backoff; a part whose checksum differs
+  is read again once, then the copy fails with :class:`ModelChecksumMismatch` naming the file
+  and byte range of the chunk.
 - Files are written as ``<name>.partial`` and renamed into place only once every part is verified;
   on any failure or cancel the ``.partial`` files are removed, so nothing half-written is ever
   mistaken for the model.
 
-The caller's client should allow ``max_pool_connections >= max_concurrency`` (see
-:func:`client_config`), or urllib3 opens and discards a connection per part.
+The caller's client should be built with :func:`client_config` (SigV4 presigning, and
+``max_pool_connections >= max_concurrency`` for the parts that go through it).
 """
 
 from __future__ import annotations
@@ -67,7 +73,7 @@ DEFAULT_PART_SIZE = 64 * MiB
 DEFAULT_SLICE_SIZE = 1 * MiB
 MIN_SLICE_SIZE = 64 * 1024
 MAX_SLICE_SIZE = 64 * MiB
-MIN_CONCURRENCY = 4
+MIN_CONCURRENCY = 2
 MAX_CONCURRENCY = 64
 MAX_CONCURRENCY_SETTING = 256
 TRANSPORTS = ("auto", "http", "boto3")
@@ -182,14 +188,18 @@ def plan_copy(
 ) -> CopyPlan:
     """Choose streams and part size: the settings when given, else from size and CPU count.
 
-    Streams: 2 per vCPU, 4 to 64 (on S3 a stream gives about 100 MB/s, so big instances need
-    many). Part size: 64 MiB, lowered so a small model still spreads over every stream; parts
-    are streamed through one slice buffer per stream, so part size does not cost memory.
-    Always a multiple of the manifest's chunk size.
+    Streams: one per vCPU up to 3 vCPUs, at least 2 (on 2 vCPUs and loopback the copy is
+    CPU-bound, and 2 streams beat 3 and 4: every extra thread adds GIL hand-overs); from 4
+    vCPUs, 2 per vCPU up to 64 (S3 gives about 100 MB/s per stream, so the network-bound big
+    instances need many, and a waiting stream costs no CPU). Part size: 64 MiB, lowered so a
+    small model still spreads over every stream; parts are streamed through one slice buffer
+    per stream, so part size does not cost memory. Always a multiple of the manifest's chunk
+    size.
     """
     concurrency = settings.max_concurrency
     if concurrency is None:
-        concurrency = min(MAX_CONCURRENCY, max(MIN_CONCURRENCY, 2 * (os.cpu_count() or 1)))
+        cpus = os.cpu_count() or 1
+        concurrency = min(MAX_CONCURRENCY, max(MIN_CONCURRENCY, cpus if cpus < 4 else 2 * cpus))
     part_size = settings.part_size
     if part_size is None:
         part_size = min(DEFAULT_PART_SIZE, -(-total_bytes // concurrency))
@@ -521,6 +531,8 @@ class _Copier:
                     finished = part.file.parts_left == 0
                 if finished:
                     self._finish(part.file)
+        except _Stopped:
+            return  # another worker failed, or the copy was cancelled: the main thread reports
         except BaseException as error:  # re-raised by the main thread
             with self.lock:
                 if self.failure is None:
@@ -596,8 +608,8 @@ class _Copier:
             offset, end = part.start, part.start + part.length
             running = 0
             while offset < end:
-                if self.stop.is_set():
-                    raise CopyCancelled("model copy stopped")
+                if self.stop.is_set() or self.cancel.is_set():
+                    raise _Stopped
                 try:
                     n = body.readinto(buffer[: min(len(buffer), end - offset)])
                 except self.transient as error:
@@ -728,6 +740,10 @@ class _Copier:
         if code in _RETRYABLE_CODES or (isinstance(status, int) and status >= 500):
             raise _RetryablePartError(f"{code or status}: {message}")
         raise ModelCopyFailed(f"{url} bytes {byte_range}: {message}")
+
+
+class _Stopped(Exception):
+    """The copy stopped (a failure elsewhere, or cancel) in the middle of a part."""
 
 
 class _ChunkMismatch(Exception):

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 BUCKET = "model-bucket"
 PREFIX = "models/current/"
+SESSION_TOKEN = "session-token"
 CHUNK = MIN_CHUNK_SIZE  # 64 KiB: many chunks and parts from small files, so tests stay fast
 
 
@@ -72,6 +73,9 @@ def read_tree(root: Path) -> dict[str, bytes]:
 def ranged(tmp_path: Path) -> Iterator[tuple[S3Client, Faults, Callable[[Path], Manifest]]]:
     """The ranged server with a client that does NOT retry on its own (so ours is tested).
 
+    The client is built like the agent's (SigV4 presigning, see ``client_config``) and has a
+    session token, so the copy's lean HTTP path is used unless a test asks for ``boto3``.
+
     Yields (client, faults, stage): ``stage(source_dir)`` places a model and its manifest where
     the server serves ``s3://BUCKET/PREFIX`` and returns the manifest.
     """
@@ -94,7 +98,9 @@ def ranged(tmp_path: Path) -> Iterator[tuple[S3Client, Faults, Callable[[Path], 
             region_name="eu-west-1",
             aws_access_key_id="test",
             aws_secret_access_key="test",
+            aws_session_token=SESSION_TOKEN,
             config=Config(
+                signature_version="s3v4",
                 s3={"addressing_style": "path"},
                 retries={"total_max_attempts": 1},
                 max_pool_connections=16,

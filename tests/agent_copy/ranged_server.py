@@ -39,6 +39,8 @@ class Faults:
     drop_mid_body: dict[str, int] = field(default_factory=dict)
     error_status: dict[str, list[int]] = field(default_factory=dict)
     requests: list[tuple[str, str, str]] = field(default_factory=list)
+    # (key, query string) of every request, e.g. a presigned URL's signature parameters.
+    queries: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take_drop(self, key: str) -> bool:
@@ -58,6 +60,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     root: Path
     faults: Faults
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that hangs up mid-body (a copy abandoning a corrupt part) is expected here.
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -93,9 +102,10 @@ class _Handler(BaseHTTPRequestHandler):
         faults = self.server.faults
         with faults.lock:
             faults.requests.append((self.command, key, self.headers.get("Range", "")))
+            faults.queries.append((key, urlsplit(self.path).query))
         status = faults.take_status(key)
         if status is not None:
-            code = "SlowDown" if status == 503 else "InternalError"
+            code = {503: "SlowDown", 403: "AccessDenied"}.get(status, "InternalError")
             self._error(status, code, "injected fault")
             return
         if target is None:

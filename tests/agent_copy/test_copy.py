@@ -156,6 +156,25 @@ def test_cancel_stops_between_parts_and_removes_partial_files(
     assert partial_files(tmp_path / "dest") == []
 
 
+def test_cancel_during_a_part_stops_it_at_the_next_slice(
+    s3: S3Client, published: dict[str, bytes], tmp_path: Path
+) -> None:
+    cancel = threading.Event()
+    gets = 0
+
+    def cancel_when_the_first_part_starts(**_: Any) -> None:
+        nonlocal gets
+        gets += 1
+        if gets == 2:  # the manifest, then the first part
+            cancel.set()
+
+    s3.meta.events.register("before-call.s3.GetObject", cancel_when_the_first_part_starts)
+    settings = CopySettings(part_size=4 * CHUNK, slice_size=CHUNK, max_concurrency=1)
+    with pytest.raises(CopyCancelled, match="cancelled after 0 of"):
+        copy_model(s3, BUCKET, PREFIX, tmp_path / "dest", settings=settings, cancel=cancel)
+    assert partial_files(tmp_path / "dest") == []
+
+
 def test_cancel_is_a_model_copy_failure_for_the_agent() -> None:
     assert issubclass(CopyCancelled, ModelCopyFailed)
 
@@ -195,6 +214,9 @@ def test_progress_is_reported_at_most_once_per_interval(
         ("part_size", 2**40),
         ("max_concurrency", 0),
         ("max_concurrency", 1000),
+        ("slice_size", 1024),
+        ("slice_size", 2**30),
+        ("transport", "curl"),
         ("part_retries", -1),
         ("retry_base_seconds", -1.0),
         ("progress_interval_seconds", "1s"),
@@ -219,10 +241,21 @@ def test_plan_never_uses_a_slice_bigger_than_the_part() -> None:
     assert plan.slice_size == plan.part_size == 3 * CHUNK
 
 
-def test_plan_on_two_cpus_uses_four_streams_of_64_mib(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plan_on_two_cpus_uses_two_streams_of_64_mib(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("instance_agent.model_copy.os.cpu_count", lambda: 2)
     plan = plan_copy(2 * 2**30, 2 * 2**30, 8 * 2**20, CopySettings())
-    assert (plan.max_concurrency, plan.part_size) == (4, 64 * 2**20)
+    assert (plan.max_concurrency, plan.part_size) == (2, 64 * 2**20)
+
+
+def test_plan_from_four_cpus_uses_two_streams_per_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("instance_agent.model_copy.os.cpu_count", lambda: 4)
+    plan = plan_copy(2 * 2**30, 2 * 2**30, 8 * 2**20, CopySettings())
+    assert plan.max_concurrency == 8
+
+
+def test_plan_with_given_streams_and_part_size_uses_them() -> None:
+    plan = plan_copy(2**30, 2**30, 8 * 2**20, CopySettings(part_size=32 * 2**20, max_concurrency=3))
+    assert (plan.max_concurrency, plan.part_size) == (3, 32 * 2**20)
 
 
 def test_plan_rounds_part_size_up_to_whole_chunks() -> None:
