@@ -881,9 +881,10 @@ def _lean_http(s3: Any, transport: str, bucket: str, key: str) -> _HttpOptions |
     """The lean path's options, or None when the GETs must go through the client.
 
     ``auto`` bypasses the client only when nothing is lost: it presigns with SigV4 (see
-    :func:`client_config`), it goes through no proxy, and nothing intercepts its requests (moto's
-    mock or any other ``before-send`` hook must see the GETs; a hook that says it is disabled,
-    as moto's does outside ``mock_aws``, does not count).
+    :func:`client_config`) on a regional endpoint, it goes through no proxy, and nothing
+    intercepts its requests (moto's mock or any other ``before-send`` hook must see the GETs; a
+    hook that says it is disabled, as moto's does outside ``mock_aws``, does not count). The
+    lean path keeps the client's timeouts and TLS verification (its CA bundle, or none).
     """
     if transport == "boto3":
         return None
@@ -897,8 +898,21 @@ def _lean_http(s3: Any, transport: str, bucket: str, key: str) -> _HttpOptions |
     )
     if transport == "http":
         return options
-    if not _presigns_sigv4(s3, bucket, key):
+    # Presigning is local (no request); the URL says which signature and host the client uses.
+    url = str(s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key}))
+    host = urlsplit(url).hostname or ""
+    if "X-Amz-Signature=" not in url:
         reason = "the client does not presign with SigV4 (build it with client_config)"
+    elif (host == "s3.amazonaws.com" or host.endswith(".s3.amazonaws.com")) and getattr(
+        s3.meta, "region_name", None
+    ) not in ("us-east-1", "aws-global"):
+        # botocore presigns virtual-hosted URLs on the legacy global endpoint, which buckets of
+        # newer regions do not answer; its own requests go to the regional endpoint.
+        reason = (
+            f"presigned URLs would use the legacy global endpoint {host}; a client with "
+            "s3={'addressing_style': 'virtual'} (bucket names without dots) or 'path' presigns "
+            "regional URLs"
+        )
     elif getattr(config, "proxies", None) or _environment_proxies():
         reason = "a proxy is configured"
     elif _intercepted(s3):
@@ -907,12 +921,6 @@ def _lean_http(s3: Any, transport: str, bucket: str, key: str) -> _HttpOptions |
         return options
     logger.info("model copy: GETs go through the boto3 client: %s", reason)
     return None
-
-
-def _presigns_sigv4(s3: Any, bucket: str, key: str) -> bool:
-    # Presigning is local (no request); the URL itself says which signature the client uses.
-    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key})
-    return "X-Amz-Signature=" in str(url)
 
 
 def _environment_proxies() -> bool:
