@@ -111,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--agent-settings",
         default="{}",
-        help="JSON object of CopySettings fields for the agent, e.g. '{\"streams\": 4}'",
+        help="JSON object of CopySettings fields for the agent, e.g. '{\"max_concurrency\": 4}'",
     )
     parser.add_argument(
         "--boto3-tuned",
@@ -144,6 +144,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_agent_settings(settings: dict[str, Any]) -> None:
+    """Refuse unknown or bad CopySettings fields here, not in the agent's child process."""
+    if importlib.util.find_spec("instance_agent.model_copy") is None:
+        return  # no agent in this checkout; checked again where the clients are chosen
+    from dataclasses import fields
+
+    from instance_agent.model_copy import CopySettings
+
+    known = {f.name for f in fields(CopySettings)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise UsageError(
+            f"--agent-settings: unknown CopySettings field(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    try:
+        CopySettings(**settings)
+    except ValueError as error:
+        raise UsageError(f"--agent-settings: {error}") from None
+
+
 def parse_options(argv: Sequence[str]) -> Options:
     """Validated options; every error names its option and what to give instead."""
     args = _parser().parse_args(list(argv))
@@ -173,6 +194,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         raise UsageError(f"--agent-settings: not valid JSON ({error})") from None
     if not isinstance(agent_settings, dict):
         raise UsageError("--agent-settings: must be a JSON object of CopySettings fields")
+    _check_agent_settings(agent_settings)
     if args.ceiling_streams < 1:
         raise UsageError(f"--ceiling-streams: {args.ceiling_streams} must be at least 1")
     client_options = ClientOptions(

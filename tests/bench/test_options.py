@@ -50,6 +50,11 @@ def test_agent_settings_are_passed_as_a_json_object() -> None:
         (["--timeout", "0"], "--timeout: 0.0 must be a positive number"),
         (["--agent-settings", "{"], "--agent-settings: not valid JSON"),
         (["--agent-settings", "[1]"], "--agent-settings: must be a JSON object"),
+        (
+            ["--agent-settings", '{"streams": 4}'],
+            "--agent-settings: unknown CopySettings field",
+        ),
+        (["--agent-settings", '{"slice_size": 1}'], "--agent-settings: slice_size is 1"),
         (["--boto3-tuned", "64MiB"], "--boto3-tuned: '64MiB' must be PART_SIZE:CONCURRENCY"),
         (["--boto3-tuned", "64MiB:none"], "--boto3-tuned: 'none' is not a positive integer"),
         (["--grid-concurrency", "2,0"], "--grid-concurrency: '0' is not a positive integer"),
