@@ -81,6 +81,10 @@ TRANSPORTS = ("auto", "http", "boto3")
 PRESIGN_SECONDS = 900
 # A part whose bytes differ from the manifest is re-read this many times before failing.
 CHECKSUM_REREADS = 1
+# Answers to a presigned GET that the boto3 client handles (it follows S3's region redirects).
+_REDIRECT_CODES = frozenset(
+    {"PermanentRedirect", "TemporaryRedirect", "AuthorizationHeaderMalformed"}
+)
 _RETRYABLE_CODES = frozenset(
     {
         "SlowDown",
@@ -404,6 +408,7 @@ class _Copier:
         self.client_error = ClientError
         self.transient = _transient_errors()
         self.http = _lean_http(s3, settings.transport, bucket, prefix + MANIFEST_NAME)
+        self.lean_refused = False
 
     # -- orchestration ----------------------------------------------------------------------
 
@@ -573,10 +578,24 @@ class _Copier:
                 except _RetryablePartError as error:
                     attempt += 1
                     self._back_off(part, attempt, error)
+                except _LeanPathRefused as refused:
+                    self._refuse_lean_path(refused)
                 else:
                     return
         finally:
             os.close(fd)
+
+    def _refuse_lean_path(self, refused: _LeanPathRefused) -> None:
+        with self.lock:
+            first = not self.lean_refused
+            self.lean_refused = True
+        if first:
+            logger.warning(
+                "the endpoint answered a presigned GET with %s (e.g. the bucket is in another "
+                "region than the client's): the remaining GETs go through the boto3 client, "
+                "which follows S3's redirects",
+                refused,
+            )
 
     def _back_off(self, part: _Part, attempt: int, error: _RetryablePartError) -> None:
         where = f"{part.file.entry.path} bytes {part.start}-{part.start + part.length - 1}"
@@ -646,7 +665,7 @@ class _Copier:
             raise ModelCopyFailed(_disk_error(task, error, self.manifest.total_bytes)) from error
 
     def _open_range(self, part: _Part, connections: _Connections | None) -> _Body:
-        if connections is not None:
+        if connections is not None and not self.lean_refused:
             return self._open_http(part, connections)
         return self._open_boto3(part)
 
@@ -700,6 +719,8 @@ class _Copier:
         status = response.status
         if status >= 300:
             code = _error_code(_read_error_body(response))
+            if status in (301, 307) or code in _REDIRECT_CODES:
+                raise _LeanPathRefused(f"HTTP {status} {code}")
             self._raise_error(part.file, code, status, f"HTTP {status} {code}", byte_range)
         if status != 206 and not (status == 200 and part.start == 0):
             raise _RetryablePartError(f"HTTP {status} to a ranged GET")
@@ -740,6 +761,10 @@ class _Copier:
         if code in _RETRYABLE_CODES or (isinstance(status, int) and status >= 500):
             raise _RetryablePartError(f"{code or status}: {message}")
         raise ModelCopyFailed(f"{url} bytes {byte_range}: {message}")
+
+
+class _LeanPathRefused(Exception):
+    """The endpoint redirects the presigned GETs; the client's own requests can follow it."""
 
 
 class _Stopped(Exception):

@@ -105,7 +105,9 @@ class _Handler(BaseHTTPRequestHandler):
             faults.queries.append((key, urlsplit(self.path).query))
         status = faults.take_status(key)
         if status is not None:
-            code = {503: "SlowDown", 403: "AccessDenied"}.get(status, "InternalError")
+            code = {503: "SlowDown", 403: "AccessDenied", 301: "PermanentRedirect"}.get(
+                status, "InternalError"
+            )
             self._error(status, code, "injected fault")
             return
         if target is None:

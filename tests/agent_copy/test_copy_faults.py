@@ -233,6 +233,25 @@ def test_a_client_that_presigns_sigv2_gets_through_the_client(
     assert set(_queries(faults, KEY)) == {""}  # signed headers, no presigned URL
 
 
+def test_a_redirected_presigned_get_moves_the_copy_onto_the_client(
+    ranged: Ranged,
+    model: tuple[Path, dict[str, bytes]],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    s3, faults, stage = ranged
+    stage(model[0])
+    faults.error_status[KEY] = [301]  # e.g. the bucket is in another region than the client's
+    settings = dataclasses.replace(SETTINGS, max_concurrency=1)
+    with caplog.at_level(logging.WARNING, logger="instance_agent.model_copy"):
+        copy_model(s3, BUCKET, PREFIX, tmp_path / "dest", settings=settings)
+    assert read_tree(tmp_path / "dest") == model[1]
+    assert "HTTP 301 PermanentRedirect" in caplog.text
+    first, *then = _queries(faults, KEY)
+    assert "X-Amz-Signature=" in first
+    assert then == ["", ""]  # that part again, and the next one, through boto3
+
+
 def test_a_proxy_in_the_environment_keeps_the_gets_on_the_client(
     ranged: Ranged,
     model: tuple[Path, dict[str, bytes]],
