@@ -16,8 +16,9 @@ How (each choice measured with ``python -m bench``, see ``instance_agent/BENCHMA
   that the caller's boto3 client presigned with SigV4 (its endpoint, addressing style, region,
   credentials and session token): no botocore machinery per request. The manifest, empty files
   and every decision that needs botocore stay on the client; when the client cannot be bypassed
-  (moto's mock or another ``before-send`` hook, a proxy, SigV2 presigning) the GETs go through
-  it (``transport``: ``auto``, ``http`` or ``boto3``).
+  (moto's mock or another ``before-send`` hook, a proxy, SigV2 presigning, presigning on the
+  legacy global endpoint) the GETs go through it, and a presigned GET answered with a redirect
+  moves the rest of the copy onto it (``transport``: ``auto``, ``http`` or ``boto3``).
 - A part that fails (dropped connection, 5xx, throttling, a short body) is retried on its own,
   from the start of its range, with jittered exponential backoff; a part whose checksum differs
   is read again once, then the copy fails with :class:`ModelChecksumMismatch` naming the file
