@@ -104,7 +104,8 @@ def _terminated(outcome: instances.Termination) -> dict[str, Any]:
     return outcome.as_result()
 
 
-@logger.inject_lambda_context
+# clear_state: keys appended by a previous invocation (action, execution_arn) never leak.
+@logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

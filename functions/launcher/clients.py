@@ -44,8 +44,12 @@ def stepfunctions() -> SFNClient:
 
 
 def s3() -> S3Client:
-    """The S3 client (run records), created on first use."""
-    global s3_client  # noqa: PLW0603 - a lazily created module attribute, swappable in tests
-    if s3_client is None:
-        s3_client = boto3.client("s3", config=_CONFIG)
-    return s3_client
+    """The S3 client for run records: ``s3_client`` if set (tests), else a new one per call.
+
+    Not cached: stop runs once per run, so a fresh client costs nothing that matters, and it
+    always follows the current environment (the local AWS changes AWS_ENDPOINT_URL between
+    deployments in one process).
+    """
+    if s3_client is not None:
+        return s3_client
+    return boto3.client("s3", config=_CONFIG)

@@ -129,7 +129,12 @@ def small_stack(aws: None, tmp_path: Path) -> SmallStack:
         ]
         for n, zone in enumerate([f"{REGION}a", f"{REGION}b"])
     ]
-    image_id = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    # An image of our own: after tests/launcher (MOTO_EC2_LOAD_DEFAULT_AMIS=false) the first
+    # in-process mock of the same process can start without moto's default AMIs.
+    builder = ec2.run_instances(ImageId="ami-0f00dfeedc0ffee42", MinCount=1, MaxCount=1)
+    builder_id = builder["Instances"][0]["InstanceId"]
+    image_id = ec2.create_image(InstanceId=builder_id, Name=f"{PROJECT}-gpu")["ImageId"]
+    ec2.terminate_instances(InstanceIds=[builder_id])
     boto3.client("ssm", region_name=REGION).put_parameter(
         Name=f"/{PROJECT}/ami", Value=image_id, Type="String"
     )
