@@ -740,13 +740,28 @@ def moto_workarounds_applied() -> bool:
 
 @dataclass(frozen=True)
 class LocalMotoServer:
-    """A moto server running in this process's threads, with the workarounds applied."""
+    """A moto server running in this process's threads, with the workarounds applied.
+
+    ``stop()`` also restores the process-wide moto settings the server changed, so mock_aws users
+    later in the same process (tests) get moto's defaults back, e.g. executions that do not run.
+    """
 
     server: Any
     endpoint_url: str
+    previous_settings: dict[str, Any] = field(default_factory=dict)
+    previous_moto_port: str | None = None
 
     def stop(self) -> None:
         self.server.stop()
+        for key, value in self.previous_settings.items():
+            if value is None:
+                default_user_config.pop(key, None)  # type: ignore[misc]
+            else:
+                default_user_config[key] = value  # type: ignore[literal-required]
+        if self.previous_moto_port is None:
+            os.environ.pop("MOTO_PORT", None)
+        else:
+            os.environ["MOTO_PORT"] = self.previous_moto_port
 
 
 def start_moto_server(
@@ -762,6 +777,8 @@ def start_moto_server(
     from moto.server import ThreadedMotoServer  # imported late: it pulls in flask
 
     apply_moto_workarounds(activity_poll_seconds=activity_poll_seconds)
+    previous_settings = {key: default_user_config.get(key) for key in ("stepfunctions", "lambda")}
+    previous_moto_port = os.environ.get("MOTO_PORT")
     # New dicts (not in-place updates), so that a caller's patch.dict restores them.
     default_user_config["stepfunctions"] = {
         **default_user_config.get("stepfunctions", {}),
@@ -777,4 +794,9 @@ def start_moto_server(
     # moto's interpreter reaches Lambda through http://localhost:$MOTO_PORT when it is not
     # inside mock_aws.
     os.environ["MOTO_PORT"] = str(bound_port)
-    return LocalMotoServer(server=server, endpoint_url=f"http://{bound_host}:{bound_port}")
+    return LocalMotoServer(
+        server=server,
+        endpoint_url=f"http://{bound_host}:{bound_port}",
+        previous_settings=previous_settings,
+        previous_moto_port=previous_moto_port,
+    )

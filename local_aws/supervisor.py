@@ -121,6 +121,15 @@ class InstancePaths:
         return self.root / "mnt" / "model-store"
 
     @property
+    def metrics_file(self) -> Path:
+        return self.root / "var" / "log" / "instance-agent-metrics.log"
+
+    @property
+    def uptime_file(self) -> Path:
+        """The instance's /proc/uptime: seconds since launch, kept current by the supervisor."""
+        return self.root / "proc-uptime"
+
+    @property
     def fallback_directory(self) -> Path:
         return self.root / "var" / "lib" / "instance-agent"
 
@@ -206,6 +215,8 @@ def adapt_agent_config(
         },
         # `shutdown -h now` with shutdown behaviour `terminate`: here, ask the supervisor.
         "shutdown_command": ["touch", str(paths.shutdown_request)],
+        # The run metrics stay with the instance; its uptime counts from its launch, not the host's.
+        "metrics": {"file": str(paths.metrics_file), "uptime_file": str(paths.uptime_file)},
     }
     if options.model_command is not None:
         local["run"] = {"command": list(options.model_command)}
@@ -276,6 +287,14 @@ class LocalInstance:
     # Every process seen below the agent (the model runs in a session of its own): killed with
     # the instance even if the agent has already exited.
     known_pids: set[int] = dataclasses.field(default_factory=set)
+    launched_at: float = dataclasses.field(default_factory=time.monotonic)
+
+    def write_uptime(self) -> None:
+        """Refresh the fake /proc/uptime (atomically: the agent may be reading it)."""
+        uptime = time.monotonic() - self.launched_at
+        partial = self.paths.uptime_file.with_suffix(".partial")
+        partial.write_text(f"{uptime:.2f} 0.00\n", encoding="utf-8")
+        partial.replace(self.paths.uptime_file)
 
 
 class InstanceSupervisor:
@@ -408,6 +427,7 @@ class InstanceSupervisor:
         for instance in instances:
             if instance.process is not None and instance.process.poll() is None:
                 instance.known_pids |= process_tree.descendants(instance.process.pid)
+                instance.write_uptime()
             self._reap(instance, wait=False)
             if not instance.gone and instance.paths.shutdown_request.exists():
                 self._terminate(instance)
@@ -455,6 +475,8 @@ class InstanceSupervisor:
         )
         paths.config.parent.mkdir(parents=True, exist_ok=True)
         paths.config.write_text(json.dumps(config, indent=2), encoding="utf-8")
+        paths.metrics_file.parent.mkdir(parents=True, exist_ok=True)
+        instance.write_uptime()
         self._spawn(instance)
 
     def _tags_enabled(self, described: dict[str, Any]) -> bool:

@@ -93,7 +93,9 @@ time.sleep(300)
 SLEEPER_COMMAND = (sys.executable, "-c", SLEEPER)
 
 
-@pytest.fixture(scope="session")
+# Package scope: the server changes process-wide moto settings while it runs, which the
+# in-process mock_aws tests of other packages must not inherit.
+@pytest.fixture(scope="package")
 def _local_aws_session() -> Iterator[LocalAws]:
     # A one-second long poll: an agent that finds nothing asks again soon.
     with local_aws_server(activity_poll_seconds=1) as aws:

@@ -127,6 +127,7 @@ def test_error_classes_are_the_ones_named_in_the_design() -> None:
         "InsufficientCapacityEverywhere",
         "ForeignInstanceError",
         "LauncherTransientError",
+        "LauncherConfigurationError",
     }
     for name in named:
         assert issubclass(getattr(errors, name), errors.LauncherError), name

@@ -9,7 +9,9 @@ import pytest
 from local_aws.server import LocalAws, local_aws_server
 
 
-@pytest.fixture(scope="session")
+# Package scope: the server changes process-wide moto settings while it runs, which the
+# in-process mock_aws tests of other packages must not inherit.
+@pytest.fixture(scope="package")
 def _local_aws_session() -> Iterator[LocalAws]:
     # Starting and stopping moto's server costs about a second; resetting it costs milliseconds.
     with local_aws_server(activity_poll_seconds=1) as aws:

@@ -255,3 +255,18 @@ def test_stop_leaves_no_process_behind(local_aws: LocalAws, make_supervisor: Any
     assert not process_tree.is_alive(report["pid"])
     assert not process_tree.is_alive(report["child_pid"])
     assert supervisor.instances[instance_id].imds is None
+
+
+def test_run_metrics_and_uptime_belong_to_the_instance_not_the_host(
+    local_aws: LocalAws, make_supervisor: Any
+) -> None:
+    supervisor = make_supervisor()
+    instance_id = run_instance(local_aws, cloud_config(TERRAFORM_CONFIG))
+    config = stand_in_report(supervisor, instance_id)["config"]
+    root = supervisor.work_dir / instance_id
+    assert config["metrics"]["file"] == str(root / "var" / "log" / "instance-agent-metrics.log")
+    uptime_file = root / "proc-uptime"
+    assert config["metrics"]["uptime_file"] == str(uptime_file)
+    # Seconds since this instance launched (not the host's boot): small and growing.
+    uptime = float(uptime_file.read_text().split()[0])
+    assert 0 <= uptime < 60

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import threading
@@ -549,3 +550,15 @@ def test_an_execution_started_without_a_name_gets_a_unique_generated_one(sfn: SF
     assert "None" not in names
     assert names[0] != names[1]
     assert all(len(name) == 36 for name in names)  # a UUID, as AWS generates
+
+
+def test_stopping_the_server_restores_moto_settings_for_later_mock_aws_users() -> None:
+    before = {
+        key: copy.deepcopy(default_user_config.get(key)) for key in ("stepfunctions", "lambda")
+    }
+    port_before = os.environ.get("MOTO_PORT")
+    server = start_moto_server(activity_poll_seconds=POLL_SECONDS)
+    assert default_user_config["stepfunctions"]["execute_state_machine"] is True
+    server.stop()
+    assert {key: default_user_config.get(key) for key in before} == before
+    assert os.environ.get("MOTO_PORT") == port_before
