@@ -288,8 +288,13 @@ class Bench:
         self._counter = 0
 
     def prepare(self, client: ClientRun) -> None:
-        """Same start for every run: no destination, no dirty pages, the source in cache."""
-        shutil.rmtree(client.scratch, ignore_errors=True)
+        """Same start for every run: no destination, no dirty pages, the source in cache.
+
+        Every client's earlier copy is removed, not just this client's: seven 2 GiB copies left
+        in the page cache would make whoever runs next reclaim memory while it writes.
+        """
+        for leftover in client.scratch.parent.iterdir() if client.scratch.parent.exists() else ():
+            shutil.rmtree(leftover, ignore_errors=True)
         client.scratch.mkdir(parents=True)
         os.sync()
         warm_page_cache(self.source.path)
