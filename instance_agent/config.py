@@ -146,7 +146,23 @@ class CopySettingsConfig:
     max_concurrency: int | None = field(
         default=None,
         metadata=doc(
-            "Parallel ranged GETs, each with one part-sized buffer; null: 4 per vCPU, 4 to 64."
+            "Parallel ranged GETs, each streamed through one slice-sized buffer; null: 1 per"
+            " vCPU (at least 2) below 4 vCPUs, else 2 per vCPU up to 64."
+        ),
+    )
+    slice_size_kib: int = field(
+        default=1024,
+        metadata=doc(
+            "Each GET is received, checksummed and written in slices of this many KiB (64 to"
+            " 65536); memory in flight is max_concurrency x slice."
+        ),
+    )
+    transport: str = field(
+        default="auto",
+        metadata=doc(
+            "How the ranged GETs travel: `http` (own connections to presigned SigV4 URLs),"
+            " `boto3` (through the S3 client), or `auto` (`http` unless the client has a proxy,"
+            " SigV2 or request hooks)."
         ),
     )
     part_retries: int = field(

@@ -36,6 +36,8 @@ def copy_settings_from(settings: CopySettingsConfig) -> CopySettings:
         return CopySettings(
             part_size=None if settings.part_size_mb is None else settings.part_size_mb * MiB,
             max_concurrency=settings.max_concurrency,
+            slice_size=settings.slice_size_kib * 1024,
+            transport=settings.transport,
             part_retries=settings.part_retries,
             retry_base_seconds=settings.retry_base_seconds,
             retry_max_seconds=settings.retry_max_seconds,
@@ -66,16 +68,23 @@ def log_copy_progress(progress: CopyProgress) -> None:
 
 def make_s3_client(config: AgentConfig) -> S3Client:
     import boto3
+    from botocore.config import Config
 
     from instance_agent.model_copy import MAX_CONCURRENCY, client_config
 
     # One pooled connection per part in flight, or urllib3 opens a connection per part.
     streams = config.copy.max_concurrency or MAX_CONCURRENCY
+    client_settings = client_config(streams)
+    if config.endpoint_url is None:
+        # Virtual-hosted, regional URLs: botocore then presigns on the bucket's own region
+        # endpoint, so the copy's lean HTTP path works outside us-east-1 too. (A custom
+        # endpoint, such as the local AWS, keeps botocore's choice.)
+        client_settings = client_settings.merge(Config(s3={"addressing_style": "virtual"}))
     return boto3.client(
         "s3",
         region_name=config.region,
         endpoint_url=config.endpoint_url,
-        config=client_config(streams),
+        config=client_settings,
     )
 
 
