@@ -29,6 +29,12 @@ Execution names
     schedule-started or console-started run would share one name. Here such an execution gets a
     UUID, as on AWS.
 
+Ended executions
+    moto records no error (and DescribeExecution no stopDate) for a TIMED_OUT execution, and
+    drops StopExecution's error and cause. Here a timed-out execution reports `States.Timeout`
+    and its stop date, as AWS does, and an aborted one keeps the error and cause given to
+    StopExecution.
+
 Lambda
     Without Docker moto answers every invoke with its own payload. Here an invoke of a function
     with a registered Python handler runs that handler in-process, with the function's configured
@@ -66,6 +72,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.config import DefaultConfig, default_user_config
 from moto.core.exceptions import AWSError
 from moto.core.responses import ActionResult, EmptyResult
+from moto.core.utils import utcnow
 from moto.stepfunctions.exceptions import ActivityDoesNotExist, InvalidToken
 from moto.stepfunctions.parser.api import (
     ActivityScheduledEventDetails,
@@ -73,6 +80,7 @@ from moto.stepfunctions.parser.api import (
     ActivitySucceededEventDetails,
     ActivityTimedOutEventDetails,
     ExecutionFailedEventDetails,
+    ExecutionStatus,
     HistoryEventExecutionDataDetails,
     HistoryEventType,
     TaskFailedEventDetails,
@@ -98,7 +106,9 @@ from moto.stepfunctions.parser.asl.eval.callback.callback import (
     CallbackOutcomeFailure,
     CallbackOutcomeFailureError,
 )
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.models import (
     StepFunctionsParserBackend,
     stepfunctions_parser_backends,
@@ -706,7 +716,51 @@ def _start_execution(
     )
 
 
+_moto_reflect_execution_status: Final[Callable[[Any], None]] = (
+    BaseExecutionWorkerCommunication._reflect_execution_status
+)
+
+
+def _reflect_execution_status(self: Any) -> None:
+    """moto's end-of-execution bookkeeping, plus the error AWS reports for TIMED_OUT/ABORTED."""
+    _moto_reflect_execution_status(self)
+    execution = self.execution
+    if execution.exec_status == ExecutionStatus.TIMED_OUT and execution.error is None:
+        execution.error = StatesErrorName(typ=StatesErrorNameType.StatesTimeout).error_name
+    elif execution.exec_status == ExecutionStatus.ABORTED:
+        stopped = execution.exec_worker.env.program_state()
+        if isinstance(stopped, ProgramStopped):
+            execution.error = stopped.error
+            execution.cause = stopped.cause
+
+
+def _stop_execution(self: Any) -> Any:
+    """StopExecution passing the request's error and cause on to the execution (moto drops them)."""
+    arn = self._get_param("executionArn")
+    backend = self.stepfunction_backend
+    execution = backend.describe_execution(arn)  # validates the ARN, raises ExecutionDoesNotExist
+    execution.stop(
+        stop_date=utcnow(), error=self._get_param("error"), cause=self._get_param("cause")
+    )
+    return ActionResult({"stopDate": execution.stop_date})
+
+
+_moto_describe_execution: Final[Callable[[Any], Any]] = StepFunctionResponse.describe_execution
+
+
+def _describe_execution(self: Any) -> Any:
+    """moto's DescribeExecution, with the stopDate AWS also gives a TIMED_OUT execution."""
+    result = _moto_describe_execution(self)
+    execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+    if execution.status == ExecutionStatus.TIMED_OUT and execution.stop_date is not None:
+        result.result["stopDate"] = execution.stop_date
+    return result
+
+
 _PATCHES: Final[list[tuple[type, str, Callable[..., Any]]]] = [
+    (StepFunctionResponse, "stop_execution", _stop_execution),
+    (StepFunctionResponse, "describe_execution", _describe_execution),
+    (BaseExecutionWorkerCommunication, "_reflect_execution_status", _reflect_execution_status),
     (StepFunctionsParserBackend, "start_execution", _start_execution),
     (StateTaskActivity, "_eval_execution", _activity_eval_execution),
     (StateTaskActivity, "_evaluate_with_timeout", _activity_evaluate_with_timeout),

@@ -40,9 +40,9 @@ SHORT_EXECUTION_TIMEOUT_SECONDS = 8
 # after the first call.
 LAUNCHER_SDK_ATTEMPTS = 5
 # AWS names the error of a timed-out execution States.Timeout and keeps StopExecution's error
-# for an aborted one; moto 5.2.5 records neither (no workaround yet), so the name is None here.
-TIMED_OUT_ERROR = None
-ABORTED_ERROR = None
+# for an aborted one (moto 5.2.5 recorded neither; local_aws/moto_workarounds.py restores both).
+TIMED_OUT_ERROR = "States.Timeout"
+ABORTED_ERROR = "Operator"
 
 SETTINGS: dict[str, Any] = {
     "heartbeat_seconds": HEARTBEAT_SECONDS,

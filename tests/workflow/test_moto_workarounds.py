@@ -562,3 +562,36 @@ def test_stopping_the_server_restores_moto_settings_for_later_mock_aws_users() -
     server.stop()
     assert {key: default_user_config.get(key) for key in before} == before
     assert os.environ.get("MOTO_PORT") == port_before
+
+
+def test_a_timed_out_execution_reports_states_timeout_as_aws_does(sfn: SFNClient) -> None:
+    definition = {
+        "StartAt": "Wait",
+        "TimeoutSeconds": 1,
+        "States": {"Wait": {"Type": "Wait", "Seconds": 30, "End": True}},
+    }
+    arn = sfn.start_execution(
+        stateMachineArn=create_state_machine(sfn, definition, "times-out"), name="slow"
+    )["executionArn"]
+    ended = wait_for_end(sfn, arn, timeout=15)
+    assert (ended["status"], ended.get("error")) == ("TIMED_OUT", "States.Timeout")
+    assert "stopDate" in ended
+
+
+def test_an_aborted_execution_keeps_the_error_and_cause_given_to_stop_execution(
+    sfn: SFNClient,
+) -> None:
+    definition = {
+        "StartAt": "Wait",
+        "States": {"Wait": {"Type": "Wait", "Seconds": 30, "End": True}},
+    }
+    arn = sfn.start_execution(
+        stateMachineArn=create_state_machine(sfn, definition, "aborted"), name="stopped"
+    )["executionArn"]
+    sfn.stop_execution(executionArn=arn, error="Operator", cause="aborted from the console")
+    ended = wait_for_end(sfn, arn, timeout=15)
+    assert (ended["status"], ended.get("error"), ended.get("cause")) == (
+        "ABORTED",
+        "Operator",
+        "aborted from the console",
+    )
