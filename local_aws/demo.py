@@ -377,7 +377,8 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
         console.line("Summary")
         console.line(f"  execution  {name}: {outcome.status}")
         if outcome.error:
-            console.line(f"  error      {outcome.error}: {_cause_text(outcome.cause)}")
+            cause = _cause_text(outcome.cause)
+            console.line(f"  error      {outcome.error}" + (f": {cause}" if cause else ""))
         for instance_id, state in sorted(outcome.instance_states.items()):
             console.line(f"  instance   {instance_id}: {state}")
         if not outcome.instance_states:
