@@ -203,6 +203,11 @@ class Agent:
             log.error("task lost: %s; nothing more to report", failure)
         elif isinstance(failure, NoTaskError):
             log.error("%s", failure)
+        elif isinstance(failure, Terminated) and self.task is None:
+            # Stopped (by systemd at shutdown, or an operator) before any task arrived: polling
+            # for the task to report on could outlast systemd's stop timeout and lose the
+            # shutdown below. The workflow's StopInstance and the safety nets see the rest.
+            log.error("%s before a task arrived; shutting down without polling", failure)
         elif isinstance(failure, BadTaskInput):
             # wait_for_task already failed the task on its own token.
             log.error("malformed task input: %s", failure)

@@ -208,6 +208,16 @@ def test_sigterm_during_the_run_reports_and_shuts_down(
     assert world.shutdowns == ["run failed"]
 
 
+def test_sigterm_before_the_task_shuts_down_without_polling_for_it(
+    world: World, base_config: dict[str, Any]
+) -> None:
+    world.storage_error = Terminated("the agent received signal 15")
+    assert run(world, config(base_config, "pass")) == 1
+    assert world.sfn.polls == 0
+    assert world.sfn.failures == []
+    assert world.shutdowns == ["run failed"]
+
+
 def test_a_lost_task_stops_the_model_and_reports_nothing(
     world: World, base_config: dict[str, Any]
 ) -> None:
