@@ -293,8 +293,8 @@ class Bench:
         Every client's earlier copy is removed, not just this client's: seven 2 GiB copies left
         in the page cache would make whoever runs next reclaim memory while it writes.
         """
-        for leftover in client.scratch.parent.iterdir() if client.scratch.parent.exists() else ():
-            shutil.rmtree(leftover, ignore_errors=True)
+        # Every client's scratch directory lives under one destination root (build_client).
+        shutil.rmtree(client.scratch.parent, ignore_errors=True)
         client.scratch.mkdir(parents=True)
         os.sync()
         warm_page_cache(self.source.path)
