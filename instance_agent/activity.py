@@ -37,14 +37,23 @@ class BadTaskInput(AgentFailure):
     """The activity task's input does not follow the contract in docs/design.md."""
 
 
-def make_sfn_client(region: str, endpoint_url: str | None) -> SFNClient:
+def make_sfn_client(
+    region: str, endpoint_url: str | None, *, total_max_attempts: int = 6
+) -> SFNClient:
+    """The Step Functions client; ``total_max_attempts=1`` leaves every retry to the caller.
+
+    The heartbeat thread uses its own client without botocore's retries: their jittered backoff
+    (up to 1 + 2 + 4 + 8 s inside one call) can outlast a short HeartbeatSeconds while the
+    thread waits on it, and the thread's own backoff is capped at the beat interval.
+    """
     import boto3
     from botocore.config import Config
 
     config = Config(
         read_timeout=POLL_READ_TIMEOUT_SECONDS,
         connect_timeout=10,
-        retries={"mode": "standard", "max_attempts": 5},
+        # total_max_attempts counts the first call; botocore's max_attempts does not.
+        retries={"mode": "standard", "total_max_attempts": total_max_attempts},
     )
     return boto3.client(
         "stepfunctions", region_name=region, endpoint_url=endpoint_url, config=config
@@ -231,9 +240,12 @@ def send_success(client: SFNClient, token: str, output: Mapping[str, Any]) -> No
 class Heartbeat:
     """Sends SendTaskHeartbeat every ``interval`` seconds from a background thread.
 
-    Throttling and 5xx are retried with exponential backoff inside the interval. TaskTimedOut or
-    InvalidToken mean the workflow has moved on: ``lost`` is set, ``on_lost`` is called once, and
-    the thread ends.
+    Throttling, 5xx and network errors are retried with exponential backoff capped at the
+    interval, so a failing beat is tried again at least once per interval and a throttled spell
+    never stretches the gap between beats past what the workflow's HeartbeatSeconds allows.
+    TaskTimedOut or InvalidToken mean the workflow has moved on: ``lost`` is set, ``on_lost`` is
+    called once, and the thread ends. Give it a client without SDK retries (see
+    ``make_sfn_client``) so that this loop alone decides when the next attempt goes out.
     """
 
     def __init__(
@@ -250,8 +262,8 @@ class Heartbeat:
         self.token = token
         self.interval = interval
         self.on_lost = on_lost
-        self.first_backoff = first_backoff
-        self.max_backoff = max_backoff
+        self.max_backoff = min(max_backoff, interval)
+        self.first_backoff = min(first_backoff, self.max_backoff)
         self.sent = 0
         self.lost = threading.Event()
         self._stop = threading.Event()

@@ -89,6 +89,8 @@ class Services:
     prepare_storage: Callable[[StorageSettings], PreparedStorage]
     copy_model: CopyFunction
     shutdown: Callable[[str], None]
+    # The heartbeat's own client (no SDK retries, see make_sfn_client); None: use ``sfn``.
+    heartbeat_sfn: Any = None
 
 
 class CopyJob:
@@ -263,7 +265,10 @@ class Agent:
             task.input.results.prefix,
         )
         self.heartbeat = Heartbeat(
-            self.services.sfn, task.token, config.heartbeat_seconds, self._on_task_lost
+            self.services.heartbeat_sfn or self.services.sfn,
+            task.token,
+            config.heartbeat_seconds,
+            self._on_task_lost,
         )
         self.heartbeat.start()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from instance_agent.activity import (
     BadTaskInput,
     Heartbeat,
     build_cause,
+    make_sfn_client,
     wait_for_task,
 )
 from tests.agent.fakes import FakeSfn, task_input
@@ -82,6 +84,67 @@ def test_throttling_is_retried_with_backoff() -> None:
     assert sfn.heartbeats >= 1
     assert sfn.heartbeat_errors == []
     assert not beat.lost.is_set()
+
+
+def test_a_throttled_spell_is_retried_at_least_once_per_interval() -> None:
+    # Uncapped, the backoff would double 1, 2, 4, 8 s past a 3 s interval and let a heartbeat
+    # window of a few intervals lapse (CI saw States.HeartbeatTimeout in matrix case 13).
+    sfn = FakeSfn()
+    sfn.heartbeat_errors = ["ThrottlingException"] * 6
+    beat = Heartbeat(sfn, "t1", 3.0, lambda reason: None, first_backoff=1.0, max_backoff=30.0)  # type: ignore[arg-type]
+    waits: list[float] = []
+
+    def record_wait(timeout: float | None = None) -> bool:
+        waits.append(float(timeout or 0))
+        return False
+
+    beat._stop.wait = record_wait  # type: ignore[method-assign]
+    assert beat._beat()
+    assert sfn.heartbeats == 1
+    assert waits == [1.0, 2.0, 3.0, 3.0, 3.0, 3.0]
+
+
+def test_the_first_backoff_never_exceeds_the_interval() -> None:
+    beat = Heartbeat(FakeSfn(), "t1", 0.5, lambda reason: None, first_backoff=1.0)  # type: ignore[arg-type]
+    assert (beat.first_backoff, beat.max_backoff) == (0.5, 0.5)
+
+
+class _ThrottledBody:
+    def stream(self, **kwargs: Any) -> Iterator[bytes]:
+        yield b'{"__type": "ThrottlingException", "message": "Rate exceeded"}'
+
+
+def _throttled_heartbeat_attempts(total_max_attempts: int) -> int:
+    """How many HTTP requests one throttled SendTaskHeartbeat call makes with this client."""
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
+    from botocore.exceptions import ClientError
+
+    client = make_sfn_client(
+        "eu-west-1", "http://127.0.0.1:1", total_max_attempts=total_max_attempts
+    )
+    sent: list[str] = []
+
+    def throttle(request: Any, **kwargs: Any) -> Any:
+        # A response from before-send replaces the HTTP call; the retry logic still runs.
+        sent.append(request.url)
+        headers = HTTPHeaders()
+        headers["Content-Type"] = "application/x-amz-json-1.0"
+        return AWSResponse(request.url, 400, headers, _ThrottledBody())
+
+    client.meta.events.register("before-send.sfn.SendTaskHeartbeat", throttle)
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        client.send_task_heartbeat(taskToken="t1")
+    return len(sent)
+
+
+def test_the_heartbeat_client_makes_one_attempt_and_leaves_retries_to_the_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    assert _throttled_heartbeat_attempts(1) == 1
+    # The count is real: a client that may retry once is seen sending twice.
+    assert _throttled_heartbeat_attempts(2) == 2
 
 
 @pytest.mark.parametrize("code", ["TaskTimedOut", "InvalidToken"])

@@ -5,6 +5,7 @@ S3 is moto's; the model command is a real process. Every path must end in exactl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import threading
@@ -240,6 +241,28 @@ def test_a_lost_task_stops_the_model_and_reports_nothing(
     assert world.sfn.failures == []
     assert world.sfn.successes == []
     assert world.shutdowns == ["run failed"]
+
+
+def test_heartbeats_go_through_the_heartbeat_client_when_there_is_one(
+    world: World, base_config: dict[str, Any]
+) -> None:
+    beats = FakeSfn()
+    services = dataclasses.replace(world.services(), heartbeat_sfn=beats)
+    cfg = config({**base_config, "heartbeat_seconds": 1}, "import time; time.sleep(1.6)")
+    assert Agent(cfg, services).run() == 0
+    assert beats.heartbeats >= 1
+    assert world.sfn.heartbeats == 0
+    assert len(world.sfn.successes) == 1
+
+
+def test_the_real_services_give_the_heartbeat_a_client_without_sdk_retries(
+    base_config: dict[str, Any],
+) -> None:
+    from instance_agent.services import default_services
+
+    services = default_services(config(base_config, "pass"), lambda reason: None)
+    assert services.sfn.meta.config.retries["total_max_attempts"] == 6
+    assert services.heartbeat_sfn.meta.config.retries["total_max_attempts"] == 1
 
 
 def test_a_failed_identity_lookup_still_shuts_down(
