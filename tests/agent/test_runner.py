@@ -78,7 +78,9 @@ def test_past_the_limit_the_whole_process_group_is_killed(tmp_path: Path) -> Non
         run_model(py(code), 1, kill_grace_seconds=0.5)
     assert time.monotonic() - started < 10
     child = int(pid_file.read_text())
-    time.sleep(0.2)
+    deadline = time.monotonic() + 5
+    while alive(child) and time.monotonic() < deadline:  # SIGKILL lands at once; a busy
+        time.sleep(0.05)  # machine may take a moment to show it
     assert not alive(child)
 
 

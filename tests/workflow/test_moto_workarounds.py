@@ -174,10 +174,10 @@ def test_send_task_failure_fails_the_state_with_the_worker_error_and_cause(
 def test_heartbeats_keep_a_task_alive_past_its_heartbeat_interval(
     sfn: SFNClient, activity_arn: str
 ) -> None:
-    execution = start_activity_run(sfn, activity_arn, heartbeat_seconds=1, timeout_seconds=30)
+    execution = start_activity_run(sfn, activity_arn, heartbeat_seconds=2, timeout_seconds=30)
     token, _ = take_task(sfn, activity_arn)
 
-    for _ in range(5):  # 2.5 s of work, well past the 1 s heartbeat interval
+    for _ in range(8):  # 4 s of work, twice the 2 s heartbeat interval
         time.sleep(0.5)
         sfn.send_task_heartbeat(taskToken=token)
     sfn.send_task_success(taskToken=token, output="{}")
