@@ -89,8 +89,9 @@ class Services:
     prepare_storage: Callable[[StorageSettings], PreparedStorage]
     copy_model: CopyFunction
     shutdown: Callable[[str], None]
-    # The heartbeat's own client (no SDK retries, see make_sfn_client); None: use ``sfn``.
-    heartbeat_sfn: Any = None
+    # Builds the heartbeat's own client (no SDK retries, see make_sfn_client) once a task
+    # arrives, off the boot path; None: the heartbeat uses ``sfn``.
+    make_heartbeat_sfn: Callable[[], Any] | None = None
 
 
 class CopyJob:
@@ -265,7 +266,7 @@ class Agent:
             task.input.results.prefix,
         )
         self.heartbeat = Heartbeat(
-            self.services.heartbeat_sfn or self.services.sfn,
+            self._heartbeat_client(),
             task.token,
             config.heartbeat_seconds,
             self._on_task_lost,
@@ -274,6 +275,10 @@ class Agent:
 
         self._finish_copy(self.copy_job, task, configured, model_dir, copy_started)
         self._run_and_report(task, storage.path, model_dir)
+
+    def _heartbeat_client(self) -> Any:
+        make = self.services.make_heartbeat_sfn
+        return self.services.sfn if make is None else make()
 
     def _finish_copy(
         self,

@@ -124,5 +124,7 @@ def default_services(config: AgentConfig, shutdown: Callable[[str], None]) -> Se
         prepare_storage=prepare_storage,
         copy_model=copy_function(config.copy),
         shutdown=shutdown,
-        heartbeat_sfn=make_sfn_client(config.region, config.endpoint_url, total_max_attempts=1),
+        make_heartbeat_sfn=functools.partial(
+            make_sfn_client, config.region, config.endpoint_url, total_max_attempts=1
+        ),
     )

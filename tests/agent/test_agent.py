@@ -247,7 +247,7 @@ def test_heartbeats_go_through_the_heartbeat_client_when_there_is_one(
     world: World, base_config: dict[str, Any]
 ) -> None:
     beats = FakeSfn()
-    services = dataclasses.replace(world.services(), heartbeat_sfn=beats)
+    services = dataclasses.replace(world.services(), make_heartbeat_sfn=lambda: beats)
     cfg = config({**base_config, "heartbeat_seconds": 1}, "import time; time.sleep(1.6)")
     assert Agent(cfg, services).run() == 0
     assert beats.heartbeats >= 1
@@ -262,7 +262,9 @@ def test_the_real_services_give_the_heartbeat_a_client_without_sdk_retries(
 
     services = default_services(config(base_config, "pass"), lambda reason: None)
     assert services.sfn.meta.config.retries["total_max_attempts"] == 6
-    assert services.heartbeat_sfn.meta.config.retries["total_max_attempts"] == 1
+    assert services.make_heartbeat_sfn is not None
+    heartbeat_sfn = services.make_heartbeat_sfn()
+    assert heartbeat_sfn.meta.config.retries["total_max_attempts"] == 1
 
 
 def test_a_failed_identity_lookup_still_shuts_down(
