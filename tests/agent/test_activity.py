@@ -17,6 +17,7 @@ from instance_agent.activity import (
     wait_for_task,
 )
 from tests.agent.fakes import FakeSfn, task_input
+from tests.support.waiting import wait_until
 
 ARN = "arn:aws:states:eu-west-1:123456789012:activity:weekly-run"
 
@@ -68,12 +69,9 @@ def test_heartbeats_are_sent_at_the_interval() -> None:
     beat = Heartbeat(sfn, "t1", 0.1, lambda reason: None)  # type: ignore[arg-type]
     started = time.monotonic()
     beat.start()
-    deadline = started + 10
-    while sfn.heartbeats < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: sfn.heartbeats >= 3, 10, "three heartbeats")
     elapsed = time.monotonic() - started
     beat.stop()
-    assert sfn.heartbeats >= 3
     # Never faster than the interval (a loaded machine may only make them later).
     assert elapsed >= 0.3
 
@@ -83,11 +81,8 @@ def test_throttling_is_retried_with_backoff() -> None:
     sfn.heartbeat_errors = ["ThrottlingException", "ThrottlingException"]
     beat = Heartbeat(sfn, "t1", 0.05, lambda reason: None, first_backoff=0.01)  # type: ignore[arg-type]
     beat.start()
-    deadline = time.monotonic() + 5
-    while sfn.heartbeats < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: sfn.heartbeats >= 1, 5, "a heartbeat after the throttling")
     beat.stop()
-    assert sfn.heartbeats >= 1
     assert sfn.heartbeat_errors == []
     assert not beat.lost.is_set()
 

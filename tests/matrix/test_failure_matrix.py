@@ -21,6 +21,7 @@ from local_aws import faults
 from local_aws.local_run import LocalRun, Nets, RunOutcome
 from local_aws.supervisor import KillPoint
 from tests.matrix.conftest import MakeRun
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -61,13 +62,6 @@ def slow_scorer(seconds: float) -> list[str]:
 
 def settings(**overrides: Any) -> dict[str, Any]:
     return {**SETTINGS, **overrides}
-
-
-def wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        time.sleep(0.1)
 
 
 def task_taken(run: LocalRun, execution_arn: str) -> bool:
