@@ -268,7 +268,7 @@ class Agent:
         self.heartbeat = Heartbeat(
             self._heartbeat_client(),
             task.token,
-            config.heartbeat_seconds,
+            config.heartbeat_interval_seconds,
             self._on_task_lost,
         )
         self.heartbeat.start()

@@ -228,7 +228,7 @@ class AgentConfig:
     copy: CopySettingsConfig = field(
         default_factory=CopySettingsConfig, metadata=doc("Model copy tuning (see `copy.*`).")
     )
-    heartbeat_seconds: int = field(
+    heartbeat_interval_seconds: int = field(
         default=60, metadata=doc("Interval of SendTaskHeartbeat while the task is held.")
     )
     task_wait_seconds: int = field(
@@ -282,7 +282,7 @@ class AgentConfig:
                 f"activity_arn: {self.activity_arn!r} is not an activity ARN "
                 "(arn:aws:states:<region>:<account>:activity:<name>)"
             )
-        for name in ("heartbeat_seconds", "max_runtime_seconds", "log_tail_lines"):
+        for name in ("heartbeat_interval_seconds", "max_runtime_seconds", "log_tail_lines"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1")
         if self.root_volume_gib < 0:

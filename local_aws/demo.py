@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
             'Examples (through make: make demo ARGS="..."):\n'
             "  --model-command 'sh -c \"exit 3\"'          the run fails: ModelCommandFailed\n"
             "  --model-command 'sleep 60' --max-runtime 5  ModelRunTimedOut\n"
-            "  --kill-agent after-task --heartbeat-seconds 6  States.HeartbeatTimeout\n"
+            "  --kill-agent after-task --heartbeat-timeout 6  States.HeartbeatTimeout\n"
             "  --abort-after 3                             ABORTED, then the rule's cleanup"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="max_runtime_seconds: the agent kills the model past this (default 60)",
     )
     parser.add_argument(
-        "--heartbeat-seconds",
+        "--heartbeat-timeout",
         type=_positive_int,
         default=20,
         metavar="SECONDS",
@@ -259,7 +259,7 @@ def execution_name(now: datetime | None = None) -> str:
 def settings_from(args: argparse.Namespace) -> LocalSettings:
     return LocalSettings(
         max_runtime_seconds=args.max_runtime,
-        heartbeat_seconds=args.heartbeat_seconds,
+        heartbeat_timeout_seconds=args.heartbeat_timeout,
         # The task may run its max runtime plus the copy and the upload.
         activity_timeout_seconds=args.max_runtime + 60,
         execution_timeout_seconds=args.execution_timeout,

@@ -44,7 +44,7 @@ class LocalSettings:
     container_image: str | None = None
     max_runtime_seconds: int = 3600
     allow_root_volume_fallback: bool = False
-    heartbeat_seconds: int = 240
+    heartbeat_timeout_seconds: int = 240
     task_wait_seconds: int = 1800
     activity_timeout_seconds: int = 7200
     execution_timeout_seconds: int = 10800
@@ -63,7 +63,7 @@ class LocalSettings:
             raise ValueError(f"LocalSettings.model_prefix: {self.model_prefix!r} must end in '/'")
         for field in (
             "max_runtime_seconds",
-            "heartbeat_seconds",
+            "heartbeat_timeout_seconds",
             "activity_timeout_seconds",
             "execution_timeout_seconds",
             "max_instance_lifetime_minutes",
@@ -120,7 +120,7 @@ def agent_config(settings: LocalSettings, *, activity_arn: str, bucket: str) -> 
             "mount_point": "/mnt/model-store",
             "allow_root_volume_fallback": settings.allow_root_volume_fallback,
         },
-        "heartbeat_seconds": max(5, math.floor(settings.heartbeat_seconds / 4)),
+        "heartbeat_interval_seconds": max(5, math.floor(settings.heartbeat_timeout_seconds / 4)),
         "task_wait_seconds": settings.task_wait_seconds,
         "run": {
             "command": list(settings.model_command),
@@ -160,7 +160,7 @@ def asl_variables(settings: LocalSettings, deployment: Deployment) -> dict[str, 
             "max_runtime_seconds": settings.max_runtime_seconds,
             "parameters": dict(settings.run_parameters),
         },
-        "heartbeat_seconds": settings.heartbeat_seconds,
+        "heartbeat_timeout_seconds": settings.heartbeat_timeout_seconds,
         "activity_timeout_seconds": settings.activity_timeout_seconds,
         "execution_timeout_seconds": settings.execution_timeout_seconds,
     }

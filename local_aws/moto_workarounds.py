@@ -305,11 +305,11 @@ def _read_timeouts(state: Any, env: Any) -> tuple[int | None, int | None]:
     if not state.timeout.is_default_value():
         state.timeout.eval(env=env)
         timeout_seconds = env.stack.pop()
-    heartbeat_seconds: int | None = None
+    heartbeat_timeout_seconds: int | None = None
     if state.heartbeat:
         state.heartbeat.eval(env=env)
-        heartbeat_seconds = env.stack.pop()
-    return timeout_seconds, heartbeat_seconds
+        heartbeat_timeout_seconds = env.stack.pop()
+    return timeout_seconds, heartbeat_timeout_seconds
 
 
 def _require_activity(env: Any, activity_arn: str) -> None:
@@ -350,7 +350,10 @@ def _wait_until_taken(env: Any, task: _ActivityTask) -> bool:
 
 
 def _wait_for_outcome(
-    env: Any, task: _ActivityTask, timeout_seconds: int | None, heartbeat_seconds: int | None
+    env: Any,
+    task: _ActivityTask,
+    timeout_seconds: int | None,
+    heartbeat_timeout_seconds: int | None,
 ) -> bool:
     """Wait for SendTaskSuccess/Failure, timing out as AWS does from the moment the task was
     taken. False if the execution ended first."""
@@ -364,11 +367,12 @@ def _wait_for_outcome(
                 f"The activity task was not completed within {timeout_seconds} s of being taken."
             )
         missed_heartbeat = (
-            heartbeat_seconds is not None and now >= task.last_heartbeat + heartbeat_seconds
+            heartbeat_timeout_seconds is not None
+            and now >= task.last_heartbeat + heartbeat_timeout_seconds
         )
         if missed_heartbeat and _broker.close(task):
             raise _ActivityHeartbeatTimeoutError(
-                f"No heartbeat from the activity worker for {heartbeat_seconds} s."
+                f"No heartbeat from the activity worker for {heartbeat_timeout_seconds} s."
             )
         task.changed.clear()
         if not task.is_closed():
@@ -384,7 +388,7 @@ def _activity_eval_execution(self: Any, env: Any) -> None:
     task_input = self._eval_parameters(env=env)
     if not isinstance(task_input, str):
         task_input = to_json_str(task_input)
-    timeout_seconds, heartbeat_seconds = _read_timeouts(self, env)
+    timeout_seconds, heartbeat_timeout_seconds = _read_timeouts(self, env)
     activity_arn = self.resource.resource_arn
     _require_activity(env, activity_arn)
 
@@ -397,8 +401,8 @@ def _activity_eval_execution(self: Any, env: Any) -> None:
     )
     if timeout_seconds is not None:
         scheduled["timeoutInSeconds"] = timeout_seconds
-    if heartbeat_seconds is not None:
-        scheduled["heartbeatInSeconds"] = heartbeat_seconds
+    if heartbeat_timeout_seconds is not None:
+        scheduled["heartbeatInSeconds"] = heartbeat_timeout_seconds
     env.event_manager.add_event(
         context=env.event_history_context,
         event_type=HistoryEventType.ActivityScheduled,
@@ -407,7 +411,7 @@ def _activity_eval_execution(self: Any, env: Any) -> None:
     try:
         if not _wait_until_taken(env, task):
             return
-        if not _wait_for_outcome(env, task, timeout_seconds, heartbeat_seconds):
+        if not _wait_for_outcome(env, task, timeout_seconds, heartbeat_timeout_seconds):
             return
     finally:
         # Whatever ended the wait, the task is closed now: a late worker call gets

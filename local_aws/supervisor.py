@@ -80,7 +80,8 @@ class InstanceOptions:
     model_command: Sequence[str] | None = None
     """Replaces ``run.command`` (e.g. DEMO_MODEL_COMMAND); None keeps Terraform's."""
     config_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    """Deep-merged into the adapted agent configuration last (e.g. ``{"heartbeat_seconds": 2}``)."""
+    """Deep-merged into the adapted agent configuration last
+    (e.g. ``{"heartbeat_interval_seconds": 2}``)."""
     env_overrides: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """Extra environment variables of the agent process."""
     kill_agent: KillPoint | None = None

@@ -26,8 +26,8 @@ data "aws_partition" "current" {
     }
 
     precondition {
-      condition     = var.heartbeat_seconds < var.activity_timeout_seconds
-      error_message = "heartbeat_seconds (${var.heartbeat_seconds}) must be below activity_timeout_seconds (${var.activity_timeout_seconds})."
+      condition     = var.heartbeat_timeout_seconds < var.activity_timeout_seconds
+      error_message = "heartbeat_timeout_seconds (${var.heartbeat_timeout_seconds}) must be below activity_timeout_seconds (${var.activity_timeout_seconds})."
     }
 
     precondition {
@@ -59,8 +59,8 @@ locals {
       allow_root_volume_fallback = var.allow_root_volume_fallback
     }
     # A quarter of the limit: three heartbeats may be lost before the task times out.
-    heartbeat_seconds = max(5, floor(var.heartbeat_seconds / 4))
-    task_wait_seconds = var.task_wait_seconds
+    heartbeat_interval_seconds = max(5, floor(var.heartbeat_timeout_seconds / 4))
+    task_wait_seconds          = var.task_wait_seconds
     run = {
       command         = var.model_command
       container_image = var.container_image
@@ -181,7 +181,7 @@ module "workflow" {
     max_runtime_seconds = var.max_runtime_seconds
     parameters          = var.run_parameters
   }
-  heartbeat_seconds         = var.heartbeat_seconds
+  heartbeat_timeout_seconds = var.heartbeat_timeout_seconds
   activity_timeout_seconds  = var.activity_timeout_seconds
   execution_timeout_seconds = var.execution_timeout_seconds
   schedule_expression       = var.schedule_expression

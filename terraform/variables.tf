@@ -171,14 +171,14 @@ variable "allow_root_volume_fallback" {
 
 # ---- Timeouts: nested from the inside out ---------------------------------------------------
 
-variable "heartbeat_seconds" {
+variable "heartbeat_timeout_seconds" {
   description = "HeartbeatSeconds of the RunModel task: a run whose agent is silent this long fails. The agent heartbeats every quarter of it."
   type        = number
   default     = 240
 
   validation {
-    condition     = var.heartbeat_seconds >= 20 && floor(var.heartbeat_seconds) == var.heartbeat_seconds
-    error_message = "heartbeat_seconds: must be a whole number of at least 20."
+    condition     = var.heartbeat_timeout_seconds >= 20 && floor(var.heartbeat_timeout_seconds) == var.heartbeat_timeout_seconds
+    error_message = "heartbeat_timeout_seconds: must be a whole number of at least 20."
   }
 }
 

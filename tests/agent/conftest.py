@@ -12,7 +12,7 @@ BASE_CONFIG: dict[str, Any] = {
     "activity_arn": "arn:aws:states:eu-west-1:123456789012:activity:weekly-run",
     "model": {"bucket": "models-bucket", "prefix": "models/current/"},
     "storage": {"mount_point": "/mnt/model-store", "allow_root_volume_fallback": False},
-    "heartbeat_seconds": 60,
+    "heartbeat_interval_seconds": 60,
     "task_wait_seconds": 1800,
     "run": {"command": ["python3", "/opt/model/score.py"], "container_image": None},
     "max_runtime_seconds": 3600,

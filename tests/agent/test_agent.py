@@ -224,7 +224,7 @@ def test_a_lost_task_stops_the_model_and_reports_nothing(
 ) -> None:
     world.sfn.heartbeat_errors = ["TaskTimedOut"]
     cfg = parse_config(
-        {**base_config, "heartbeat_seconds": 1, "task_wait_seconds": 1,
+        {**base_config, "heartbeat_interval_seconds": 1, "task_wait_seconds": 1,
          "run": {"command": [sys.executable, "-c", "import time; time.sleep(30)"],
                  "kill_grace_seconds": 0.2}}
     )  # fmt: skip
@@ -248,7 +248,7 @@ def test_heartbeats_go_through_the_heartbeat_client_when_there_is_one(
 ) -> None:
     beats = FakeSfn()
     services = dataclasses.replace(world.services(), make_heartbeat_sfn=lambda: beats)
-    cfg = config({**base_config, "heartbeat_seconds": 1}, "import time; time.sleep(1.6)")
+    cfg = config({**base_config, "heartbeat_interval_seconds": 1}, "import time; time.sleep(1.6)")
     assert Agent(cfg, services).run() == 0
     assert beats.heartbeats >= 1
     assert world.sfn.heartbeats == 0

@@ -40,8 +40,10 @@ def test_an_unknown_top_level_key_is_refused(base_config: dict[str, Any]) -> Non
 
 
 def test_a_wrong_type_names_the_key_and_the_expected_type(base_config: dict[str, Any]) -> None:
-    base_config["heartbeat_seconds"] = "60"
-    with pytest.raises(ConfigError, match=r"heartbeat_seconds: expected integer, got \"60\""):
+    base_config["heartbeat_interval_seconds"] = "60"
+    with pytest.raises(
+        ConfigError, match=r"heartbeat_interval_seconds: expected integer, got \"60\""
+    ):
         parse_config(base_config)
 
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def deployed(_local_aws_session: LocalAws) -> Iterator[tuple[LocalAws, Deployment]]:
-    settings = LocalSettings(heartbeat_seconds=8, execution_timeout_seconds=120)
+    settings = LocalSettings(heartbeat_timeout_seconds=8, execution_timeout_seconds=120)
     yield _local_aws_session, deploy(_local_aws_session, settings)
     _local_aws_session.reset()
 
@@ -26,7 +26,7 @@ def test_user_data_carries_terraforms_agent_config(deployed: tuple[LocalAws, Dep
     config = agent_config_from_user_data(deployment.user_data)
     assert config["activity_arn"] == deployment.activity_arn
     assert config["model"] == {"bucket": deployment.bucket_name, "prefix": "models/current/"}
-    assert config["heartbeat_seconds"] == 5  # max(5, floor(8 / 4)), as terraform/main.tf
+    assert config["heartbeat_interval_seconds"] == 5  # max(5, floor(8 / 4)), as terraform/main.tf
 
 
 def test_state_machine_definition_is_the_rendered_template(

@@ -30,7 +30,7 @@ TERRAFORM_CONFIG: dict[str, Any] = {
     "activity_arn": "arn:aws:states:eu-west-1:123456789012:activity:demo-run-model",
     "model": {"bucket": "models", "prefix": "models/current/"},
     "storage": {"mount_point": "/mnt/model-store", "allow_root_volume_fallback": False},
-    "heartbeat_seconds": 60,
+    "heartbeat_interval_seconds": 60,
     "task_wait_seconds": 1800,
     "run": {"command": ["python3", "/opt/model/score.py"], "container_image": None},
     "max_runtime_seconds": 3600,
@@ -142,7 +142,7 @@ def test_instances_of_other_projects_are_left_alone(
 def test_agent_config_is_terraforms_with_only_local_differences(
     local_aws: LocalAws, make_supervisor: Any
 ) -> None:
-    supervisor = make_supervisor(config_overrides={"heartbeat_seconds": 2})
+    supervisor = make_supervisor(config_overrides={"heartbeat_interval_seconds": 2})
     instance_id = run_instance(local_aws, cloud_config(TERRAFORM_CONFIG))
     config = stand_in_report(supervisor, instance_id)["config"]
     root = supervisor.work_dir / instance_id
@@ -150,7 +150,7 @@ def test_agent_config_is_terraforms_with_only_local_differences(
     assert config["imds_endpoint"].startswith("http://127.0.0.1:")
     assert config["storage"]["mount_point"] == str(root / "mnt" / "model-store")
     assert config["shutdown_command"] == ["touch", str(root / "shutdown-requested")]
-    assert config["heartbeat_seconds"] == 2
+    assert config["heartbeat_interval_seconds"] == 2
     for key in ("activity_arn", "model", "task_wait_seconds", "run", "max_runtime_seconds"):
         assert config[key] == TERRAFORM_CONFIG[key]
 

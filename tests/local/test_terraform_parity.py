@@ -170,7 +170,7 @@ def test_local_settings_defaults_are_terraforms_variable_defaults() -> None:
         assert f'"{getattr(settings, field)}"' == defaults[f'"{field}"'], field
     for field in (
         "max_runtime_seconds",
-        "heartbeat_seconds",
+        "heartbeat_timeout_seconds",
         "task_wait_seconds",
         "activity_timeout_seconds",
         "execution_timeout_seconds",

@@ -46,12 +46,12 @@ TIMED_OUT_ERROR = "States.Timeout"
 ABORTED_ERROR = "Operator"
 
 SETTINGS: dict[str, Any] = {
-    "heartbeat_seconds": HEARTBEAT_SECONDS,
+    "heartbeat_timeout_seconds": HEARTBEAT_SECONDS,
     "activity_timeout_seconds": 40,
     "execution_timeout_seconds": EXECUTION_TIMEOUT_SECONDS,
     "max_runtime_seconds": 20,
 }
-AGENT_CONFIG: dict[str, Any] = {"heartbeat_seconds": AGENT_HEARTBEAT_SECONDS}
+AGENT_CONFIG: dict[str, Any] = {"heartbeat_interval_seconds": AGENT_HEARTBEAT_SECONDS}
 
 
 def slow_scorer(seconds: float) -> list[str]:
@@ -272,7 +272,7 @@ def test_12_second_execution_while_one_is_running(make_run: MakeRun) -> None:
 
 def test_13_heartbeats_throttled_for_a_while(make_run: MakeRun) -> None:
     run = make_run(
-        settings=settings(heartbeat_seconds=10),
+        settings=settings(heartbeat_timeout_seconds=10),
         config_overrides=AGENT_CONFIG,
         model_command=slow_scorer(6),
     )

@@ -49,14 +49,14 @@ def start_activity_run(
     sfn: SFNClient,
     activity_arn: str,
     *,
-    heartbeat_seconds: int | None = None,
+    heartbeat_timeout_seconds: int | None = None,
     timeout_seconds: int | None = None,
     task_input: dict[str, Any] | None = None,
 ) -> str:
     """Start a one-state machine whose only state is the activity task; its execution ARN."""
     state: dict[str, Any] = {"Type": "Task", "Resource": activity_arn, "End": True}
-    if heartbeat_seconds is not None:
-        state["HeartbeatSeconds"] = heartbeat_seconds
+    if heartbeat_timeout_seconds is not None:
+        state["HeartbeatSeconds"] = heartbeat_timeout_seconds
     if timeout_seconds is not None:
         state["TimeoutSeconds"] = timeout_seconds
     machine = create_state_machine(
@@ -174,7 +174,9 @@ def test_send_task_failure_fails_the_state_with_the_worker_error_and_cause(
 def test_heartbeats_keep_a_task_alive_past_its_heartbeat_interval(
     sfn: SFNClient, activity_arn: str
 ) -> None:
-    execution = start_activity_run(sfn, activity_arn, heartbeat_seconds=2, timeout_seconds=30)
+    execution = start_activity_run(
+        sfn, activity_arn, heartbeat_timeout_seconds=2, timeout_seconds=30
+    )
     token, _ = take_task(sfn, activity_arn)
 
     for _ in range(8):  # 4 s of work, twice the 2 s heartbeat interval
@@ -188,7 +190,9 @@ def test_heartbeats_keep_a_task_alive_past_its_heartbeat_interval(
 def test_a_missed_heartbeat_fails_the_state_with_states_heartbeat_timeout(
     sfn: SFNClient, activity_arn: str
 ) -> None:
-    execution = start_activity_run(sfn, activity_arn, heartbeat_seconds=1, timeout_seconds=30)
+    execution = start_activity_run(
+        sfn, activity_arn, heartbeat_timeout_seconds=1, timeout_seconds=30
+    )
     take_task(sfn, activity_arn)
 
     ended = wait_for_end(sfn, execution, timeout=10)
@@ -200,7 +204,9 @@ def test_a_missed_heartbeat_fails_the_state_with_states_heartbeat_timeout(
 def test_the_task_timeout_fails_the_state_with_states_timeout(
     sfn: SFNClient, activity_arn: str
 ) -> None:
-    execution = start_activity_run(sfn, activity_arn, heartbeat_seconds=1, timeout_seconds=2)
+    execution = start_activity_run(
+        sfn, activity_arn, heartbeat_timeout_seconds=1, timeout_seconds=2
+    )
     token, _ = take_task(sfn, activity_arn)
 
     deadline = time.monotonic() + 10
@@ -217,7 +223,9 @@ def test_the_task_timeout_fails_the_state_with_states_timeout(
 
 
 def test_the_timeouts_start_when_a_worker_takes_the_task(sfn: SFNClient, activity_arn: str) -> None:
-    execution = start_activity_run(sfn, activity_arn, heartbeat_seconds=1, timeout_seconds=2)
+    execution = start_activity_run(
+        sfn, activity_arn, heartbeat_timeout_seconds=1, timeout_seconds=2
+    )
     time.sleep(2.5)  # longer than both timeouts, with nobody polling
 
     token, _ = take_task(sfn, activity_arn)
@@ -244,7 +252,9 @@ def test_calls_on_a_completed_task_fail_with_task_timed_out(
 def test_calls_after_a_heartbeat_timeout_fail_with_task_timed_out(
     sfn: SFNClient, activity_arn: str
 ) -> None:
-    execution = start_activity_run(sfn, activity_arn, heartbeat_seconds=1, timeout_seconds=30)
+    execution = start_activity_run(
+        sfn, activity_arn, heartbeat_timeout_seconds=1, timeout_seconds=30
+    )
     token, _ = take_task(sfn, activity_arn)
     wait_for_end(sfn, execution, timeout=10)
 

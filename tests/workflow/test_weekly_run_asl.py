@@ -45,7 +45,7 @@ TEMPLATE_VARIABLES = (
     "activity_arn",
     "model_bucket",
     "run_defaults",
-    "heartbeat_seconds",
+    "heartbeat_timeout_seconds",
     "activity_timeout_seconds",
     "execution_timeout_seconds",
 )
@@ -68,7 +68,7 @@ def template_variables(
         "activity_arn": activity_arn,
         "model_bucket": BUCKET,
         "run_defaults": run_defaults,
-        "heartbeat_seconds": HEARTBEAT_SECONDS,
+        "heartbeat_timeout_seconds": HEARTBEAT_SECONDS,
         "activity_timeout_seconds": ACTIVITY_TIMEOUT_SECONDS,
         "execution_timeout_seconds": EXECUTION_TIMEOUT_SECONDS,
     }

@@ -10,7 +10,7 @@ locals {
     activity_arn              = aws_sfn_activity.this.id
     model_bucket              = var.model_bucket_name
     run_defaults              = var.run_defaults
-    heartbeat_seconds         = var.heartbeat_seconds
+    heartbeat_timeout_seconds = var.heartbeat_timeout_seconds
     activity_timeout_seconds  = var.activity_timeout_seconds
     execution_timeout_seconds = var.execution_timeout_seconds
   })

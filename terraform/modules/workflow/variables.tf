@@ -39,14 +39,14 @@ variable "run_defaults" {
   }
 }
 
-variable "heartbeat_seconds" {
+variable "heartbeat_timeout_seconds" {
   description = "HeartbeatSeconds of the RunModel activity task: the agent must heartbeat more often than this."
   type        = number
   default     = 300
 
   validation {
-    condition     = var.heartbeat_seconds >= 10 && floor(var.heartbeat_seconds) == var.heartbeat_seconds
-    error_message = "heartbeat_seconds: must be a whole number of at least 10."
+    condition     = var.heartbeat_timeout_seconds >= 10 && floor(var.heartbeat_timeout_seconds) == var.heartbeat_timeout_seconds
+    error_message = "heartbeat_timeout_seconds: must be a whole number of at least 10."
   }
 }
 

@@ -17,7 +17,7 @@ from local_aws.supervisor import DEMO_MODEL_COMMAND, InstanceOptions
 MakeRun = Callable[..., LocalRun]
 # Short limits, as the failure matrix uses: a failing case ends within a minute.
 SETTINGS: dict[str, Any] = {
-    "heartbeat_seconds": 6,
+    "heartbeat_timeout_seconds": 6,
     "activity_timeout_seconds": 40,
     "execution_timeout_seconds": 60,
     "max_runtime_seconds": 20,
@@ -51,7 +51,7 @@ def make_run(
         options.setdefault("model_command", DEMO_MODEL_COMMAND)
         # The host's /proc/uptime and /var/log are not the emulated instance's.
         options["config_overrides"] = {
-            "heartbeat_seconds": 1,
+            "heartbeat_interval_seconds": 1,
             "metrics": {"file": str(tmp_path / "metrics.log"), "uptime_file": str(uptime)},
             **options.get("config_overrides", {}),
         }
