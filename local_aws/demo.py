@@ -30,8 +30,8 @@ from typing import IO, Any
 from local_aws.deployment import FUNCTIONS_DIR, REPO_ROOT, LocalSettings
 from local_aws.faults import corrupt_object
 from local_aws.local_run import LocalRun, LocalRunError, cached_model
+from local_aws.process_machine import DEMO_MODEL_COMMAND, InstanceOptions, KillPoint
 from local_aws.server import LocalAws, local_aws_server
-from local_aws.supervisor import DEMO_MODEL_COMMAND, InstanceOptions, KillPoint
 from local_aws.timeline import Phase, compute_phases, phases_of, timeline_text, write_chart
 
 DEMO_DIR = REPO_ROOT / ".demo"

@@ -22,17 +22,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from local_aws import process_tree
 from local_aws.demo_model.train import train_model
 from local_aws.deployment import REPO_ROOT, Deployment, LocalSettings, deploy
+from local_aws.machines import MachineBackend
+from local_aws.process_machine import DEMO_MODEL_COMMAND, InstanceOptions, ProcessBackend
 from local_aws.safety_nets import ExecutionStatusWatcher, ScheduleTicker, rate_seconds
 from local_aws.server import LocalAws
-from local_aws.supervisor import (
-    DEMO_MODEL_COMMAND,
-    InstanceEvent,
-    InstanceOptions,
-    InstanceSupervisor,
-)
+from local_aws.supervisor import InstanceEvent, InstanceSupervisor
 
 TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 RESULTS_MANIFEST = "_manifest.json"
@@ -208,14 +204,18 @@ class LocalRun:
         work_dir: Path,
         model_dir: Path | None,
         instance_options: InstanceOptions | None = None,
+        backend: MachineBackend | None = None,
         nets: Nets | None = None,
     ) -> None:
         self.aws = aws
         self.settings = settings
         self.work_dir = Path(work_dir)
         self.model_dir = model_dir
-        self.instance_options = instance_options or InstanceOptions(
-            model_command=DEMO_MODEL_COMMAND
+        if backend is not None and instance_options is not None:
+            raise ValueError("LocalRun: give instance_options (process backend) or a backend")
+        # By default an instance is the real agent as a host process, running the demo scorer.
+        self.backend = backend or ProcessBackend(
+            instance_options or InstanceOptions(model_command=DEMO_MODEL_COMMAND)
         )
         self.nets = nets or Nets()
         self.deployment: Deployment | None = None
@@ -261,7 +261,7 @@ class LocalRun:
             self.aws,
             project=self.settings.name,
             work_dir=self.work_dir / "instances",
-            options=self.instance_options,
+            backend=self.backend,
         ).start()
         if self.nets.execution_rule:
             self.watcher = ExecutionStatusWatcher(self.aws, self.deployment.state_machine_arn)
@@ -420,13 +420,7 @@ class LocalRun:
 
     def live_processes(self) -> set[int]:
         """Every agent or model process the supervisor started that is still alive."""
-        alive: set[int] = set()
-        for instance in list(self.instances.instances.values()):
-            pids = set(instance.known_pids)
-            if instance.process is not None:
-                pids.add(instance.process.pid)
-            alive |= {pid for pid in pids if process_tree.is_alive(pid)}
-        return alive
+        return self.instances.live_pids()
 
     def download_results(self, results_prefix: str, destination: Path) -> list[Path]:
         """Copy every object under ``results_prefix`` into ``destination``; returns the files."""
@@ -449,6 +443,6 @@ class LocalRun:
         for part in (self.watcher, self.ticker):
             if part is not None and part.error is not None:
                 raise LocalRunError(f"{type(part).__name__} failed: {part.error}")
-        error = getattr(self.supervisor, "_error", None)
+        error = self.supervisor.error if self.supervisor is not None else None
         if error is not None:
             raise LocalRunError(f"the instance supervisor failed: {error}")

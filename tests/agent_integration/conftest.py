@@ -36,8 +36,8 @@ from launcher.app import handler as launcher_handler
 from local_aws import process_tree
 from local_aws.imds import FakeImds, describe_from_ec2
 from local_aws.moto_workarounds import register_lambda_handler, unregister_lambda_handler
+from local_aws.process_machine import InstancePaths, build_fake_machine
 from local_aws.server import LocalAws, local_aws_server
-from local_aws.supervisor import InstancePaths, build_fake_machine
 from local_aws.terraform_render import render_template_file
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from local_aws.demo import build_parser, execution_name, options_from, settings_from
-from local_aws.supervisor import KillPoint
+from local_aws.process_machine import KillPoint
 from local_aws.timeline import Phase, timeline_text
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from local_aws.deployment import Deployment, LocalSettings, deploy
 from local_aws.server import LocalAws
-from local_aws.supervisor import agent_config_from_user_data
+from local_aws.user_data import agent_config_from_user_data
 
 pytestmark = pytest.mark.slow
 

@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 
 from local_aws import process_tree
-from local_aws.server import LocalAws
-from local_aws.supervisor import (
+from local_aws.process_machine import (
     INSTANCE_STORE_MODEL,
     InstanceOptions,
-    InstanceSupervisor,
     KillPoint,
-    UserDataError,
-    agent_config_from_user_data,
+    ProcessBackend,
 )
+from local_aws.server import LocalAws
+from local_aws.supervisor import InstanceSupervisor
+from local_aws.user_data import UserDataError, agent_config_from_user_data
 
 PROJECT = "scheduled-gpu-model"
 STAND_IN = [sys.executable, str(Path(__file__).with_name("stand_in_agent.py"))]
@@ -86,8 +86,7 @@ def make_supervisor(local_aws: LocalAws, tmp_path: Path) -> Iterator[Any]:
             local_aws,
             project=PROJECT,
             work_dir=tmp_path / "instances",
-            options=InstanceOptions(**options),
-            agent_command=STAND_IN,
+            backend=ProcessBackend(InstanceOptions(**options), agent_command=STAND_IN),
         )
         started.append(supervisor.start())
         return supervisor

@@ -10,8 +10,8 @@ import pytest
 
 from local_aws.deployment import LocalSettings
 from local_aws.local_run import LocalRun, Nets, cached_model
+from local_aws.process_machine import DEMO_MODEL_COMMAND, InstanceOptions
 from local_aws.server import LocalAws, local_aws_server
-from local_aws.supervisor import DEMO_MODEL_COMMAND, InstanceOptions
 
 MakeRun = Callable[..., LocalRun]
 

@@ -19,7 +19,7 @@ import pytest
 
 from local_aws import faults
 from local_aws.local_run import LocalRun, Nets, RunOutcome
-from local_aws.supervisor import KillPoint
+from local_aws.process_machine import KillPoint
 from tests.matrix.conftest import MakeRun
 from tests.support.waiting import wait_until
 
