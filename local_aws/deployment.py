@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from local_aws import moto_workarounds
 from local_aws.server import LocalAws
 from local_aws.terraform_render import render_template_file
 
@@ -290,15 +289,14 @@ def functions_zip() -> bytes:
 
 
 def deploy_launcher_function(aws: LocalAws, d: Deployment) -> None:
-    from launcher.app import handler  # the real handler, run in-process by the workaround
-
+    """The function from functions/, as Terraform zips it; the local Lambda runtime runs it."""
     iam = aws.client("iam")
     name = d.settings.launcher_name
     d.launcher_role_arn = iam.create_role(
         RoleName=name, AssumeRolePolicyDocument=_trust("lambda.amazonaws.com")
     )["Role"]["Arn"]
-    # The handler runs in this process; its boto3 clients must reach the emulator, as the
-    # function's own environment would point them at AWS.
+    # The function's boto3 clients must reach the emulator, as its role and AWS's endpoints
+    # would serve it on AWS: fake credentials and the endpoint in its environment.
     connection = {
         k: v
         for k, v in aws.child_env({}).items()
@@ -316,13 +314,6 @@ def deploy_launcher_function(aws: LocalAws, d: Deployment) -> None:
     )
     d.launcher_function_name = name
     d.launcher_function_arn = function["FunctionArn"]
-    # The launcher keeps its boto3 clients as module attributes, made on first use with the
-    # endpoint of that moment: forget them, or a new emulator's handler talks to an old port.
-    from launcher import clients
-
-    clients.ec2_client = None
-    clients.sfn_client = None
-    moto_workarounds.register_lambda_handler(name, handler)
 
 
 def deploy_state_machine(aws: LocalAws, d: Deployment) -> None:
