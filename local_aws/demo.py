@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class Console:
-    """Progress lines on the terminal; the launcher's in-process log goes to a file instead."""
+    """Progress lines on the terminal; the launcher's log stays in its log group (and launcher.log)."""
 
     def __init__(self, stream: IO[str], started: float) -> None:
         self.stream = stream
@@ -322,10 +322,6 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
     console.line(f"[model ] {time.monotonic() - started:6.2f} s  {model_dir}")
 
     with (
-        (local_dir / "launcher.log").open("w", encoding="utf-8") as launcher_log,
-        # The launcher runs in this process (as Lambda would run it): its log and metrics lines
-        # go to a file, as they would go to CloudWatch, and the terminal keeps the progress.
-        contextlib.redirect_stdout(launcher_log),
         local_aws_server(activity_poll_seconds=5) as aws,
         LocalRun(
             aws,
@@ -363,6 +359,8 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
         progress.finish(phases)
 
         run.download_results(outcome.results_prefix, local_dir / "results")
+        # The launcher's log and metrics lines, from its log group as Lambda shipped them.
+        run.download_function_log(deployed.launcher_function_name, local_dir / "launcher.log")
         chart = write_chart(
             phases,
             run.deploy_started_at,

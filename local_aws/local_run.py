@@ -1,6 +1,6 @@
 """One weekly run on the local AWS, from deploy to a collected outcome.
 
-The one harness behind ``make demo`` and the failure matrix (tests/matrix/): deploy what
+The one harness behind ``make demo`` and the failure matrix (tests/end_to_end/): deploy what
 Terraform declares (``deployment.deploy``), publish the model with the agent's own ``publish``
 command, run the real agent for every instance the launcher creates (``InstanceSupervisor``),
 stand in for the two nets outside the execution (``ExecutionStatusWatcher`` for the
@@ -421,6 +421,32 @@ class LocalRun:
     def live_processes(self) -> set[int]:
         """Every agent or model process the supervisor started that is still alive."""
         return self.instances.live_pids()
+
+    def objects(self, prefix: str) -> dict[str, bytes]:
+        """Every object under ``prefix`` in the model bucket, by key."""
+        found: dict[str, bytes] = {}
+        for page in self._s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.deployed.bucket_name, Prefix=prefix
+        ):
+            for item in page.get("Contents", []):
+                body = self._s3.get_object(Bucket=self.deployed.bucket_name, Key=item["Key"])
+                found[item["Key"]] = body["Body"].read()
+        return found
+
+    def download_function_log(self, function_name: str, destination: Path) -> int:
+        """Every line the function logged (its group ``/aws/lambda/<name>``), oldest first, into
+        ``destination``; returns the number of lines."""
+        logs = self.aws.client("logs")
+        group = f"/aws/lambda/{function_name}"
+        events: list[tuple[int, str]] = []
+        try:
+            pages = logs.get_paginator("filter_log_events").paginate(logGroupName=group)
+            for page in pages:
+                events.extend((e["timestamp"], e["message"]) for e in page["events"])
+        except logs.exceptions.ResourceNotFoundException:
+            pass  # the function never ran
+        destination.write_text("".join(f"{m}\n" for _, m in sorted(events)), encoding="utf-8")
+        return len(events)
 
     def download_results(self, results_prefix: str, destination: Path) -> list[Path]:
         """Copy every object under ``results_prefix`` into ``destination``; returns the files."""

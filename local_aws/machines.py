@@ -72,3 +72,37 @@ class MachineBackend(Protocol):
     def close(self) -> None:
         """Release what the backend shares between machines (caches stay on disk)."""
         ...
+
+
+class IdleMachine:
+    """A booted instance whose image runs nothing: no agent, never powers itself off."""
+
+    def __init__(self, request: BootRequest) -> None:
+        self._log = request.work_dir / "console.log"
+        request.work_dir.mkdir(parents=True, exist_ok=True)
+        self._log.write_text("an idle machine: nothing runs at boot\n", encoding="utf-8")
+        self._powered_off = False
+
+    @property
+    def log_path(self) -> Path:
+        return self._log
+
+    def poll(self) -> bool:
+        return False
+
+    def power_off(self, reason: str) -> None:
+        self._powered_off = True
+
+    def live_pids(self) -> set[int]:
+        return set()
+
+
+class IdleBackend:
+    """Instances that run nothing, for tests that play the agent through the activity API."""
+
+    def boot(self, request: BootRequest) -> IdleMachine:
+        request.record("booted_idle", "no agent on this machine")
+        return IdleMachine(request)
+
+    def close(self) -> None:
+        """Nothing is shared between idle machines."""

@@ -3,16 +3,16 @@
 The agent configuration that the user data's ``write_files`` would write to
 ``/etc/instance-agent/config.json`` is taken from it and adapted only where a laptop must differ
 (``adapt_agent_config``); ``python -m instance_agent run --config <file>`` runs in its own
-process group, its output in ``<instance dir>/agent.log``. The agent's ``shutdown_command``
-(``shutdown -h now`` on EC2) creates a file: the machine has powered itself off.
+process group, its output in ``<instance dir>/agent.log``.
 
 The NVMe instance store is a directory. The agent's own discovery, mkfs and mount code runs
 unchanged: a fake sysfs tree names an "Amazon EC2 NVMe Instance Storage" controller, and
 ``mkfs.xfs``/``mount``/``mdadm`` shims first on the agent's PATH check their arguments, then
 "mount" by creating the mount-point directory and adding a line to the agent's mount table (its
-``storage.mounts_file``). Shims rather than a loop device because a loop device needs root and
-``mkfs.xfs``, which neither a fresh laptop nor this CI image has. The VM backend
-(``local_aws/vm/``) runs the same user data on a real kernel instead.
+``storage.mounts_file``); a ``shutdown`` shim records each call and powers the machine off.
+Shims rather than a loop device because a loop device needs root and ``mkfs.xfs``, which
+neither a fresh laptop nor this CI image has. The VM backend (``local_aws/vm/``) runs the same
+user data on a real kernel instead.
 """
 
 from __future__ import annotations
@@ -116,6 +116,11 @@ class InstancePaths:
         return self.root / "shutdown-requested"
 
     @property
+    def shutdown_calls(self) -> Path:
+        """One line per call of the agent's shutdown command, with its arguments."""
+        return self.root / "shutdown-calls"
+
+    @property
     def log(self) -> Path:
         return self.root / "agent.log"
 
@@ -150,8 +155,6 @@ def adapt_agent_config(
             "sysfs_root": str(paths.sysfs),
             "mounts_file": str(paths.mounts_file),
         },
-        # `shutdown -h now` with shutdown behaviour `terminate`: here, tell the supervisor.
-        "shutdown_command": ["touch", str(paths.shutdown_request)],
         # The run metrics stay with the instance; its uptime counts from its launch, not the host's.
         "metrics": {"file": str(paths.metrics_file), "uptime_file": str(paths.uptime_file)},
     }
@@ -180,6 +183,12 @@ mkdir -p "$target" && echo "$device $target xfs rw,$options 0 0" >> "{mounts}"
 _MDADM_SHIM = """for arg; do case "$arg" in /dev/md*) echo "$arg" >> "{devices}";; esac; done
 """
 
+# `shutdown -h now` with shutdown behaviour `terminate` ends the instance: here the machine
+# records the call and has powered itself off, which the supervisor turns into the termination.
+_SHUTDOWN_SHIM = """echo "$*" >> "{calls}"
+touch "{request}"
+"""
+
 
 def build_fake_machine(paths: InstancePaths, *, instance_store: bool) -> None:
     """The fake sysfs tree, an empty mount table, and the storage command shims."""
@@ -201,6 +210,9 @@ def build_fake_machine(paths: InstancePaths, *, instance_store: bool) -> None:
         "mkfs.xfs": _MKFS_SHIM.format(devices=devices_file),
         "mount": _MOUNT_SHIM.format(mounts=paths.mounts_file),
         "mdadm": _MDADM_SHIM.format(devices=devices_file),
+        "shutdown": _SHUTDOWN_SHIM.format(
+            calls=paths.shutdown_calls, request=paths.shutdown_request
+        ),
     }
     for name, body in shims.items():
         shim = paths.shim_bin / name

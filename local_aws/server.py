@@ -1,10 +1,10 @@
 """The local AWS: moto's server on a free port of 127.0.0.1, in this process.
 
-In-process on purpose: the project's moto workarounds (activities, in-process Lambda handlers)
-patch moto's backends, and only a server running in the same interpreter sees those patches; the
-real launcher handler runs in this process when the emulator invokes the function.
-Child processes (the agent, the scoring command) reach it over HTTP through the environment
-returned by ``LocalAws.child_env``.
+In-process on purpose: the project's moto workarounds patch moto's backends, and only a server
+running in the same interpreter sees those patches (and the faults of ``local_aws/faults.py``).
+The launcher's code runs in the local Lambda runtime, a process per invocation
+(``moto_workarounds.lambda_runtime``); child processes (the agent, the scoring command) reach the
+server over HTTP through the environment returned by ``LocalAws.child_env``.
 """
 
 from __future__ import annotations

@@ -176,6 +176,18 @@ def _fork_server() -> multiprocessing.context.ForkServerContext:
         return _context
 
 
+def start_in_background() -> None:
+    """Start the fork server now, in a thread, so the first invocation does not wait for it."""
+
+    def start() -> None:
+        _fork_server()  # sets the preload, which the fork server reads when it starts
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+    threading.Thread(target=start, name="lambda-fork-server", daemon=True).start()
+
+
 def _code_directory(code: bytes) -> Path:
     """The deployment package unpacked once per code hash (as Lambda's /var/task)."""
     digest = hashlib.sha256(code).hexdigest()

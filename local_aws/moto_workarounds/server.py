@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from moto.core.config import DefaultConfig, default_user_config
 
+from local_aws.moto_workarounds import lambda_runtime
 from local_aws.moto_workarounds.activities import AWS_ACTIVITY_POLL_SECONDS
 from local_aws.moto_workarounds.patches import apply_moto_workarounds
 
@@ -69,6 +70,8 @@ def start_moto_server(
         **default_user_config.get("lambda", {}),
         **MOTO_CONFIG["lambda"],
     }
+    # The Lambda runtime's fork server imports its libraries while the stack deploys.
+    lambda_runtime.start_in_background()
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     bound_host, bound_port = server.get_host_and_port()

@@ -77,12 +77,23 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def aws(env: None) -> Iterator[None]:
     """moto in-process, with the launcher's lazily created clients reset around each test."""
-    clients.ec2_client = None
-    clients.sfn_client = None
+    clients.ec2_client = clients.sfn_client = clients.s3_client = None
     with mock_aws():
         yield
-    clients.ec2_client = None
-    clients.sfn_client = None
+    clients.ec2_client = clients.sfn_client = clients.s3_client = None
+
+
+RUN_RECORDS_BUCKET = "scheduled-gpu-model-models"
+
+
+@pytest.fixture
+def s3(aws: None) -> Any:
+    """The model bucket, where stop writes the run records."""
+    client = boto3.client("s3", region_name=REGION)
+    client.create_bucket(
+        Bucket=RUN_RECORDS_BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    return client
 
 
 @pytest.fixture

@@ -1,0 +1,50 @@
+"""``gpurun publish-model``: the model's files, then its manifest, under models/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+
+from instance_agent.manifest import MANIFEST_NAME
+from tests.gpurun.cli_helpers import gpurun
+from tests.gpurun.conftest import REGION
+
+
+def test_publish_model_uploads_the_files_and_the_manifest(aws: None, tmp_path: Path) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="models", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"w" * 1000)
+
+    result = gpurun("publish-model", str(model), "--region", REGION, "--bucket", "models", "--json")
+
+    assert result.code == 0, result.err
+    assert result.json()["files"] == 1
+    manifest = json.loads(
+        s3.get_object(Bucket="models", Key=f"models/current/{MANIFEST_NAME}")["Body"].read()
+    )
+    assert [f["path"] for f in manifest["files"]] == ["weights.bin"]
+
+
+def test_publish_model_refuses_a_prefix_outside_models(aws: None, tmp_path: Path) -> None:
+    result = gpurun(
+        "publish-model", str(tmp_path), "--region", REGION, "--bucket", "b", "--prefix", "runs/x/"
+    )
+
+    assert result.code == 2
+    assert "must start with models/" in result.err
+
+
+def test_publish_model_of_a_missing_directory_says_so(aws: None, tmp_path: Path) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="models", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+
+    result = gpurun(
+        "publish-model", str(tmp_path / "nope"), "--region", REGION, "--bucket", "models"
+    )
+
+    assert result.code == 2
+    assert "does not exist" in result.err

@@ -1,0 +1,113 @@
+"""``gpurun run`` following the weekly-run state machine to its end in the local AWS (the
+launcher's code in the local Lambda runtime, an agent played by a thread)."""
+
+from __future__ import annotations
+
+import pytest
+
+from local_aws.server import LocalAws
+from tests.gpurun.cli_helpers import gpurun
+from tests.gpurun.conftest import REGION
+from tests.support.workflow import WeeklyRun, agent
+
+
+@pytest.fixture(autouse=True)
+def _cli_against_the_local_aws(cli_env: LocalAws) -> None:
+    """Every ``gpurun`` of this module talks to the local AWS."""
+
+
+def run_flags(weekly_run: WeeklyRun) -> list[str]:
+    return [
+        "--region",
+        REGION,
+        "--endpoint-url",
+        weekly_run.run.aws.endpoint_url,
+        "--state-machine-arn",
+        weekly_run.state_machine_arn,
+    ]
+
+
+def test_run_follows_a_successful_execution_phase_by_phase_and_exits_0(
+    weekly_run: WeeklyRun,
+) -> None:
+    worker = agent(weekly_run, "succeed")
+
+    result = gpurun("run", *run_flags(weekly_run), "--poll-seconds", "0.2", "--name", "manual-1")
+    worker.join()
+
+    assert result.code == 0, result.err
+    instance_id = worker.task_input["instance_id"]
+    lines = result.out.splitlines()
+    assert lines[0] == "started manual-1"
+    assert any("StartInstance" in line and f"instance {instance_id}" in line for line in lines)
+    assert any("the agent took the task (agent)" in line for line in lines)
+    assert any("model run done (copy_model 1.5s, run_model 20.0s)" in line for line in lines)
+    assert any(f"terminated ['{instance_id}']" in line for line in lines)
+    assert lines[-1] == "manual-1: SUCCEEDED"
+
+
+def test_run_phases_come_in_the_order_they_happened(weekly_run: WeeklyRun) -> None:
+    worker = agent(weekly_run, "succeed")
+
+    result = gpurun("run", *run_flags(weekly_run), "--poll-seconds", "0.2", "--json")
+    worker.join()
+
+    entered = [p["phase"] for p in result.json()["progress"] if p["message"] == "entered"]
+    assert entered == [
+        "LoadRunDefaults",
+        "ApplyDefaults",
+        "StartInstance",
+        "RunModel",
+        "StopInstance",
+        "DidTheRunFail",
+        "RunSucceeded",
+    ]
+
+
+def test_run_of_a_failing_model_exits_1_with_the_agents_error(weekly_run: WeeklyRun) -> None:
+    worker = agent(weekly_run, "fail")
+
+    result = gpurun("run", *run_flags(weekly_run), "--poll-seconds", "0.2", "--json")
+    worker.join()
+
+    assert result.code == 1
+    document = result.json()
+    assert (document["status"], document["error"]) == ("FAILED", "ModelCommandFailed")
+
+
+def test_run_passes_set_overrides_as_the_execution_input(weekly_run: WeeklyRun) -> None:
+    worker = agent(weekly_run, "succeed")
+
+    gpurun(
+        "run",
+        *run_flags(weekly_run),
+        "--poll-seconds",
+        "0.2",
+        "--set",
+        "max_runtime_seconds=120",
+        "--set",
+        "parameters.week=48",
+    )
+    worker.join()
+
+    assert worker.task_input["max_runtime_seconds"] == 120
+    assert worker.task_input["parameters"] == {"week": 48}
+
+
+def test_run_refuses_an_unknown_key_before_starting_anything(weekly_run: WeeklyRun) -> None:
+    result = gpurun("run", *run_flags(weekly_run), "--set", "instance_type=g5.xlarge")
+
+    assert result.code == 2
+    assert "instance_type: not a run parameter" in result.err
+    executions = weekly_run.sfn.list_executions(stateMachineArn=weekly_run.state_machine_arn)
+    assert executions["executions"] == []
+
+
+def test_run_with_a_timeout_returns_5_while_the_execution_still_runs(
+    weekly_run: WeeklyRun,
+) -> None:
+    result = gpurun("run", *run_flags(weekly_run), "--poll-seconds", "0.2", "--timeout", "0.5")
+
+    assert result.code == 5
+    arn = result.out.splitlines()[1].strip()
+    weekly_run.sfn.stop_execution(executionArn=arn)
