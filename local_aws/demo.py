@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class Console:
-    """Progress lines on the terminal; the launcher's log stays in its log group (and launcher.log)."""
+    """Progress lines on the terminal; the launcher's log stays in its log group (launcher.log)."""
 
     def __init__(self, stream: IO[str], started: float) -> None:
         self.stream = stream

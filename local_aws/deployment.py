@@ -1,10 +1,11 @@
 """Deploy into the local AWS what terraform/ declares, step by step, from the same templates.
 
 ``TERRAFORM_COUNTERPARTS`` maps every Terraform address of the resource types the local run
-needs to the deploy step that creates its local counterpart; tests/local_aws/test_terraform_parity.py
-checks it against terraform/ both ways, and checks that the template variables and the launcher's
-environment passed here are the ones the HCL passes. Values that must differ on a laptop (short
-timeouts, a fixed AMI id) come only from ``LocalSettings``, whose defaults are Terraform's.
+needs to the deploy step that creates its local counterpart;
+tests/local_aws/test_terraform_parity.py checks it against terraform/ both ways, and checks that
+the template variables and the launcher's environment passed here are the ones the HCL passes.
+Values that must differ on a laptop (short timeouts, a fixed AMI id) come only from
+``LocalSettings``, whose defaults are Terraform's.
 """
 
 from __future__ import annotations
