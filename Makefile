@@ -15,9 +15,10 @@ export PATH := $(PATH):$(CURDIR)/$(VENV)/bin
 
 setup: $(STAMP) $(SCAN_STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-bench.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-bench.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
 $(SCAN_STAMP): requirements-scan.txt

@@ -97,11 +97,11 @@ def write_agent_manifest(source: SourceObject) -> Path:
 
     Raises ImportError when the agent's publish module is not in this checkout.
     """
-    from instance_agent.manifest import MANIFEST_NAME
     from instance_agent.publish import build_model_manifest
+    from run_contract.s3_layout import MODEL_MANIFEST
 
     directory = source.serve_root / source.bucket / source.prefix
-    path = directory / MANIFEST_NAME
+    path = directory / MODEL_MANIFEST
     path.unlink(missing_ok=True)  # publish checksums every file of the directory but this one
     manifest, files = build_model_manifest(directory)
     if [relative for relative, _path in files] != [source.name]:

@@ -11,16 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gpurun.errors import GpurunError
-
-# docs/design.md, "The run parameters".
-RUN_PARAMETERS = (
-    "instance_types",
-    "subnet_ids",
-    "model_prefix",
-    "max_runtime_seconds",
-    "parameters",
-)
-FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+from run_contract.run_parameters import RUN_PARAMETERS
+from run_contract.statuses import TERMINAL_STATUSES
 
 
 def parse_overrides(assignments: list[str]) -> dict[str, Any]:
@@ -179,7 +171,7 @@ def follow(
             progress = describe_event(event)
             if progress is not None:
                 on_progress(progress)
-        if description["status"] in FINAL_STATUSES:
+        if description["status"] in TERMINAL_STATUSES:
             # The history read above may predate the end: one last read for the final events.
             for event in history_events(sfn, execution_arn):
                 if event["id"] not in seen:

@@ -10,17 +10,15 @@ from botocore.exceptions import ClientError
 
 from gpurun import runs
 from instance_agent import prices
-from instance_agent.run_record import RUN_RECORD_NAME
-
-_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+from run_contract.s3_layout import NOT_FOUND_CODES, run_record_key
 
 
 def read_run_record(s3: Any, bucket: str, execution_name: str) -> dict[str, Any] | None:
     """``runs/<name>/run.json``, or None if the run has none (yet)."""
     try:
-        body = s3.get_object(Bucket=bucket, Key=f"runs/{execution_name}/{RUN_RECORD_NAME}")["Body"]
+        body = s3.get_object(Bucket=bucket, Key=run_record_key(execution_name))["Body"]
     except ClientError as exc:
-        if str(exc.response.get("Error", {}).get("Code")) in _MISSING:
+        if str(exc.response.get("Error", {}).get("Code")) in NOT_FOUND_CODES:
             return None
         raise
     try:

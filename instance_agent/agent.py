@@ -37,9 +37,11 @@ from instance_agent.imds import InstanceIdentity
 from instance_agent.logs import TailHandler
 from instance_agent.results import upload_results
 from instance_agent.run_metrics import build_emf, emit, read_uptime_seconds, run_values
-from instance_agent.run_record import build_record, cost_record, write_record
+from instance_agent.run_record import cost_record, write_record
 from instance_agent.runner import RunPaths, build_command, run_model, write_task_input
 from instance_agent.storage import PreparedStorage
+from run_contract.run_record import new_record
+from run_contract.s3_layout import RESULTS_MANIFEST
 
 log = logging.getLogger("instance_agent.agent")
 
@@ -454,7 +456,8 @@ class Agent:
                 # The result files, run.json and the manifest.
                 put_requests=self.results_files + 2,
             )
-            record = build_record(
+            record = new_record(
+                written_by="agent",
                 execution_name=task.input.execution_name,
                 execution_arn=task.input.execution_arn,
                 status=status,
@@ -476,7 +479,7 @@ class Agent:
                 output={
                     "bucket": results.bucket,
                     "prefix": results.prefix,
-                    "manifest_key": results.prefix + "_manifest.json",
+                    "manifest_key": results.prefix + RESULTS_MANIFEST,
                 }
                 if status == "SUCCEEDED"
                 else None,

@@ -5,6 +5,7 @@ so the artifact carries everything: a tarball with one directory, ``site/``, ext
 ``/opt/instance-agent`` and used as ``PYTHONPATH=/opt/instance-agent/site``:
 
     site/instance_agent/          the agent's modules
+    site/run_contract/            the contracts it shares with the launcher (functions/)
     site/boto3, botocore, ...     pure-Python dependencies (pinned in requirements.txt)
     site/awscrt/                  awscrt's Python part (the same on every platform)
     site/_arch/x86_64/            _awscrt.cpython-310-x86_64-linux-gnu.so, _awscrt.abi3.so
@@ -32,6 +33,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = Path(__file__).resolve().parent
+CONTRACT = REPO / "functions" / "run_contract"
 PURE_PACKAGES = ("boto3", "botocore")  # s3transfer, jmespath, dateutil, six, urllib3 follow
 ARCHES = {"x86_64": "manylinux2014_x86_64", "aarch64": "manylinux2014_aarch64"}
 PYTHON_TARGETS = ("3.10", "3.11")  # 3.11 selects awscrt's abi3 wheel, valid for 3.11+
@@ -91,12 +93,21 @@ def pip_install(
         )
 
 
+def _copy_package(source: Path, destination: Path) -> None:
+    """A package's modules (subpackages included), without caches or anything else."""
+    for module in sorted(source.rglob("*.py")):
+        if "__pycache__" in module.parts:
+            continue
+        target = destination / module.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(module, target)
+
+
 def copy_agent(site: Path) -> None:
-    destination = site / "instance_agent"
-    destination.mkdir(parents=True)
-    for source in sorted(PACKAGE.glob("*.py")):
-        shutil.copy2(source, destination / source.name)
-    shutil.copy2(PACKAGE / "README.md", destination / "README.md")
+    """The agent, and the contract package it shares with the launcher (functions/)."""
+    _copy_package(PACKAGE, site / "instance_agent")
+    shutil.copy2(PACKAGE / "README.md", site / "instance_agent" / "README.md")
+    _copy_package(CONTRACT, site / "run_contract")
 
 
 def vendor_awscrt(site: Path, pin: str, scratch: Path, find_links: Path | None) -> None:

@@ -27,8 +27,8 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from instance_agent.checksums import ALGORITHM, HEX_DIGITS, chunk_count
+from run_contract.s3_layout import MODEL_MANIFEST
 
-MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 MIN_CHUNK_SIZE = 64 * 1024
@@ -189,7 +189,7 @@ def validate_relative_path(path: object, where: str) -> str:
             f"{where}.path {path!r} ends with {PARTIAL_SUFFIX!r}, the suffix the copy uses for "
             "files in flight: rename the file"
         )
-    if path == MANIFEST_NAME:
+    if path == MODEL_MANIFEST:
         raise ManifestError(f"{where}.path {path!r} would overwrite the manifest: rename the file")
     return path
 

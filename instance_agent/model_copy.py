@@ -49,13 +49,13 @@ from urllib.parse import urlsplit
 from instance_agent.checksums import Buffer
 from instance_agent.errors import ModelChecksumMismatch, ModelCopyFailed, ModelNotFound
 from instance_agent.manifest import (
-    MANIFEST_NAME,
     PARTIAL_SUFFIX,
     Manifest,
     ManifestError,
     ManifestFile,
     parse_manifest,
 )
+from run_contract.s3_layout import MODEL_MANIFEST, NOT_FOUND_CODES
 
 if TYPE_CHECKING:
     import http.client
@@ -341,13 +341,13 @@ def copy_model(
 def _read_manifest(s3: S3Client, bucket: str, prefix: str) -> Manifest:
     from botocore.exceptions import BotoCoreError, ClientError  # lazy import
 
-    key = prefix + MANIFEST_NAME
+    key = prefix + MODEL_MANIFEST
     url = f"s3://{bucket}/{key}"
     try:
         data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
-        if code in ("NoSuchKey", "404", "NotFound", "NoSuchBucket"):
+        if code in NOT_FOUND_CODES or code == "NoSuchBucket":
             raise ModelNotFound(
                 f"{url} does not exist ({code}): publish the model to that prefix first "
                 "(`python -m instance_agent publish`), or fix model.prefix"
@@ -408,7 +408,7 @@ class _Copier:
 
         self.client_error = ClientError
         self.transient = _transient_errors()
-        self.http = _lean_http(s3, settings.transport, bucket, prefix + MANIFEST_NAME)
+        self.http = _lean_http(s3, settings.transport, bucket, prefix + MODEL_MANIFEST)
         self.lean_refused = False
 
     # -- orchestration ----------------------------------------------------------------------
@@ -749,7 +749,7 @@ class _Copier:
         self, task: _FileTask, code: str, status: object, message: str, byte_range: str
     ) -> NoReturn:
         url = f"s3://{self.bucket}/{task.key}"
-        if code in ("NoSuchKey", "404", "NotFound", "NoSuchBucket") or (status == 404 and not code):
+        if code in NOT_FOUND_CODES or code == "NoSuchBucket" or (status == 404 and not code):
             raise ModelNotFound(
                 f"{url} ({task.entry.path}) is listed in the manifest but missing: "
                 "re-publish the model"

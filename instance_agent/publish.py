@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING
 from instance_agent.checksums import file_chunk_checksums
 from instance_agent.manifest import (
     DEFAULT_CHUNK_SIZE,
-    MANIFEST_NAME,
     Manifest,
     ManifestError,
     ManifestFile,
     build_manifest,
     validate_relative_path,
 )
+from run_contract.s3_layout import MODEL_MANIFEST, NOT_FOUND_CODES
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -133,12 +133,12 @@ def publish_model(
     if prefix and not prefix.endswith("/"):
         raise PublishError(f"prefix {prefix!r} must end with '/' (e.g. models/current/)")
     manifest, files = build_model_manifest(source_dir, chunk_size)
-    _withdraw_other_manifest(s3, bucket, prefix + MANIFEST_NAME, manifest.to_json())
+    _withdraw_other_manifest(s3, bucket, prefix + MODEL_MANIFEST, manifest.to_json())
     _upload_files(s3, bucket, prefix, files)
     # Last: only now does the model exist for a reader.
     s3.put_object(
         Bucket=bucket,
-        Key=prefix + MANIFEST_NAME,
+        Key=prefix + MODEL_MANIFEST,
         Body=manifest.to_json(),
         ContentType="application/json",
     )
@@ -164,7 +164,7 @@ def _withdraw_other_manifest(s3: S3Client, bucket: str, key: str, new: bytes) ->
     try:
         old = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+        if error.response.get("Error", {}).get("Code") in NOT_FOUND_CODES:
             return
         raise
     if old != new:

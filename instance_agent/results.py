@@ -16,15 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from instance_agent.errors import ResultsUploadFailed
+from run_contract.s3_layout import RESERVED_RESULT_NAMES, RESULTS_MANIFEST
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger("instance_agent.results")
 
-MANIFEST_NAME = "_manifest.json"
-# Written by the agent between the result files and the manifest (instance_agent/run_record.py).
-RESERVED_NAMES = (MANIFEST_NAME, "run.json")
 _HASH_BLOCK = 8 * 1024 * 1024
 
 
@@ -77,12 +75,12 @@ def upload_results(
         raise ResultsUploadFailed(f"the output directory {output_dir} does not exist")
     if prefix and not prefix.endswith("/"):
         raise ResultsUploadFailed(f"results.prefix {prefix!r} must end with '/'")
-    manifest_key = prefix + MANIFEST_NAME
+    manifest_key = prefix + RESULTS_MANIFEST
     entries: list[dict[str, Any]] = []
     for path in list_output_files(output_dir):
         relative = path.relative_to(output_dir).as_posix()
         key = prefix + relative
-        if relative in RESERVED_NAMES:
+        if relative in RESERVED_RESULT_NAMES:
             raise ResultsUploadFailed(
                 f"the model wrote {relative}, a name reserved for the results manifest and the "
                 "run record; rename it"

@@ -29,9 +29,10 @@ from local_aws.process_machine import DEMO_MODEL_COMMAND, InstanceOptions, Proce
 from local_aws.safety_nets import ExecutionStatusWatcher, ScheduleTicker, rate_seconds
 from local_aws.server import LocalAws
 from local_aws.supervisor import InstanceEvent, InstanceSupervisor
+from run_contract.s3_layout import NOT_FOUND_CODES, RESULTS_MANIFEST, results_prefix
+from run_contract.statuses import TERMINAL_STATUSES
+from run_contract.tags import EXECUTION_TAG
 
-TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
-RESULTS_MANIFEST = "_manifest.json"
 # The sweeper runs every 15 minutes on AWS; locally every SWEEP_INTERVAL_SECONDS.
 SWEEP_INTERVAL_SECONDS = 1.0
 
@@ -352,7 +353,7 @@ class LocalRun:
     def instance_states(self, execution_arn: str) -> dict[str, str]:
         """Every instance tagged with the execution, and its state in the emulator."""
         pages = self._ec2.get_paginator("describe_instances").paginate(
-            Filters=[{"Name": "tag:StepFunctionsExecution", "Values": [execution_arn]}]
+            Filters=[{"Name": f"tag:{EXECUTION_TAG}", "Values": [execution_arn]}]
         )
         return {
             instance["InstanceId"]: instance["State"]["Name"]
@@ -386,7 +387,7 @@ class LocalRun:
                 Bucket=self.deployed.bucket_name, Key=results_prefix + RESULTS_MANIFEST
             )
         except self._s3.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if exc.response.get("Error", {}).get("Code") in NOT_FOUND_CODES:
                 return False
             raise
         return True
@@ -394,7 +395,7 @@ class LocalRun:
     def outcome(self, execution_arn: str) -> RunOutcome:
         described = self._sfn.describe_execution(executionArn=execution_arn)
         name = described["name"]
-        prefix = f"runs/{name}/"
+        prefix = results_prefix(name)
         output = json.loads(described["output"]) if described.get("output") else None
         states = self.instance_states(execution_arn)
         return RunOutcome(

@@ -36,6 +36,7 @@ from local_aws import process_tree
 from local_aws.machines import BootRequest
 from local_aws.server import LocalAws
 from local_aws.user_data import UserDataError, agent_config_from_cloud_config
+from run_contract.tags import EXECUTION_TAG
 
 INSTANCE_STORE_MODEL = "Amazon EC2 NVMe Instance Storage"
 EBS_MODEL = "Amazon Elastic Block Store"
@@ -233,7 +234,7 @@ class ProcessMachine:
         self.process: subprocess.Popen[bytes] | None = None
         self.exit_code: int | None = None
         self.kill_pending = options.kill_agent
-        self.execution_arn = _tags(request.described).get("StepFunctionsExecution")
+        self.execution_arn = _tags(request.described).get(EXECUTION_TAG)
         self.boot_failed = False
         # Every process seen below the agent (the model runs in a session of its own): killed
         # with the instance even if the agent has already exited.

@@ -26,8 +26,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from local_aws.server import LocalAws
+from run_contract.statuses import TERMINAL_STATUSES
 
-_TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 _PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.-]+)>")
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -224,7 +224,7 @@ class ExecutionStatusWatcher(_Poller):
         sfn = self.aws.client("stepfunctions")
         for listed in sfn.list_executions(stateMachineArn=self.state_machine_arn)["executions"]:
             arn = listed["executionArn"]
-            if arn in self._seen or listed["status"] not in _TERMINAL:
+            if arn in self._seen or listed["status"] not in TERMINAL_STATUSES:
                 continue
             self._seen.add(arn)
             execution = sfn.describe_execution(executionArn=arn)

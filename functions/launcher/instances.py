@@ -17,6 +17,7 @@ from launcher.aws_errors import (
 )
 from launcher.errors import ForeignInstanceError, InsufficientCapacityEverywhere, LaunchAttempt
 from launcher.settings import LaunchTemplateRef
+from run_contract.tags import EXECUTION_TAG, NAME_TAG, PROJECT_TAG, RUN_NAME_TAG
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -25,10 +26,6 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 
-PROJECT_TAG = "Project"
-EXECUTION_TAG = "StepFunctionsExecution"
-RUN_NAME_TAG = "RunName"
-NAME_TAG = "Name"
 _MAX_TAG_VALUE = 256
 # Every state in which an instance still exists and can cost money.
 LIVE_STATES: list[InstanceStateNameType] = ["pending", "running", "stopping", "stopped"]

@@ -19,6 +19,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from launcher.aws_errors import error_code
 from launcher.events import StopEvent
+from run_contract.run_record import new_record
+from run_contract.s3_layout import RESULTS_MANIFEST, RUN_RECORD
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -26,8 +28,6 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 
-RUN_RECORD_NAME = "run.json"
-FORMAT_VERSION = 1
 _ALREADY_THERE = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 
 
@@ -48,7 +48,6 @@ def build_minimal_record(
     event: StopEvent, *, now: datetime, launched: datetime | None
 ) -> dict[str, Any]:
     """The launcher's record of one run, from the stop event and the instance's launch time."""
-    failed = event.error is not None
     instance: dict[str, Any] = {}
     if event.instance is not None:
         instance = {
@@ -57,41 +56,37 @@ def build_minimal_record(
             "availability_zone": event.instance.availability_zone,
         }
     results = event.results
-    return {
-        "format_version": FORMAT_VERSION,
-        "written_by": "launcher",
-        "written_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "execution_name": execution_name(event.execution_arn),
-        "execution_arn": event.execution_arn,
-        "status": "FAILED" if failed else "SUCCEEDED",
-        "error": None
-        if event.error is None
-        else {"error": event.error.Error, "cause": event.error.Cause or ""},
-        "input": event.run,
-        "instance": instance,
-        "timings": {},
-        "lifetime_seconds": None
-        if launched is None
-        else round(max((now - launched).total_seconds(), 0.0), 1),
-        "model": None,
-        "output": None
+    failed = event.error is not None
+    return new_record(
+        written_by="launcher",
+        written_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        execution_name=execution_name(event.execution_arn),
+        execution_arn=event.execution_arn,
+        status="FAILED" if failed else "SUCCEEDED",
+        error=None if event.error is None else (event.error.Error, event.error.Cause or ""),
+        run_input=event.run,
+        instance=instance,
+        timings={},
+        lifetime_seconds=None if launched is None else max((now - launched).total_seconds(), 0.0),
+        model=None,
+        output=None
         if failed or results is None
         else {
             "bucket": results.bucket,
             "prefix": results.prefix,
-            "manifest_key": results.prefix + "_manifest.json",
+            "manifest_key": results.prefix + RESULTS_MANIFEST,
         },
-        "cost": None,
-        "cost_note": "written by the launcher, which has no price table: python -m gpurun "
-        "status estimates it from instance.instance_type and lifetime_seconds",
-    }
+        cost=None,
+        cost_note="written by the launcher, which has no price table: gpurun status "
+        "estimates it from instance.instance_type and lifetime_seconds",
+    )
 
 
 def write_if_missing(s3: S3Client, ec2: EC2Client, event: StopEvent, now: datetime) -> bool:
     """PUT the minimal record unless one exists; True if this call wrote it. Never raises."""
     if event.results is None:
         return False
-    key = event.results.prefix + RUN_RECORD_NAME
+    key = event.results.prefix + RUN_RECORD
     launched = _launch_time(ec2, event.instance.instance_id) if event.instance else None
     record = build_minimal_record(event, now=now, launched=launched)
     try:

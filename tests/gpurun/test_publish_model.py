@@ -7,7 +7,7 @@ from pathlib import Path
 
 import boto3
 
-from instance_agent.manifest import MANIFEST_NAME
+from run_contract.s3_layout import MODEL_MANIFEST
 from tests.gpurun.cli_helpers import gpurun
 from tests.gpurun.conftest import REGION
 
@@ -24,7 +24,7 @@ def test_publish_model_uploads_the_files_and_the_manifest(aws: None, tmp_path: P
     assert result.code == 0, result.err
     assert result.json()["files"] == 1
     manifest = json.loads(
-        s3.get_object(Bucket="models", Key=f"models/current/{MANIFEST_NAME}")["Body"].read()
+        s3.get_object(Bucket="models", Key=f"models/current/{MODEL_MANIFEST}")["Body"].read()
     )
     assert [f["path"] for f in manifest["files"]] == ["weights.bin"]
 

@@ -35,3 +35,25 @@ def test_the_tarball_is_byte_for_byte_reproducible(tmp_path: Path) -> None:
     (root / "site" / "instance_agent" / "cli.py").touch()  # a new mtime must not matter
     write_tarball(root, tmp_path / "b.tar.gz")
     assert (tmp_path / "a.tar.gz").read_bytes() == (tmp_path / "b.tar.gz").read_bytes()
+
+
+def test_the_artifact_carries_the_agent_and_the_contract_it_shares_with_the_launcher(
+    tmp_path: Path,
+) -> None:
+    from instance_agent.build import CONTRACT, PACKAGE, copy_agent
+
+    copy_agent(tmp_path)
+
+    copied = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    expected_agent = {
+        f"instance_agent/{p.relative_to(PACKAGE).as_posix()}"
+        for p in PACKAGE.rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    expected_contract = {
+        f"run_contract/{p.relative_to(CONTRACT).as_posix()}"
+        for p in CONTRACT.rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    assert "run_contract/run_record.py" in expected_contract
+    assert copied == expected_agent | expected_contract | {"instance_agent/README.md"}

@@ -13,8 +13,9 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
-from instance_agent.manifest import MANIFEST_NAME, MIN_CHUNK_SIZE, Manifest
+from instance_agent.manifest import MIN_CHUNK_SIZE, Manifest
 from instance_agent.publish import build_model_manifest
+from run_contract.s3_layout import MODEL_MANIFEST
 from tests.instance_agent.model_copy.ranged_server import Faults, serve
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ def ranged(tmp_path: Path) -> Iterator[tuple[S3Client, Faults, Callable[[Path], 
             target = served / BUCKET / PREFIX / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
-        (served / BUCKET / PREFIX / MANIFEST_NAME).write_bytes(manifest.to_json())
+        (served / BUCKET / PREFIX / MODEL_MANIFEST).write_bytes(manifest.to_json())
         return manifest
 
     with serve(served) as (url, faults):

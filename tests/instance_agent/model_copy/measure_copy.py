@@ -25,8 +25,9 @@ import boto3
 from botocore.config import Config
 
 from instance_agent.checksums import file_chunk_checksums
-from instance_agent.manifest import DEFAULT_CHUNK_SIZE, MANIFEST_NAME, ManifestFile, build_manifest
+from instance_agent.manifest import DEFAULT_CHUNK_SIZE, ManifestFile, build_manifest
 from instance_agent.model_copy import CopySettings, client_config, copy_model
+from run_contract.s3_layout import MODEL_MANIFEST
 
 
 def _free_port() -> int:
@@ -63,7 +64,7 @@ def main() -> None:
             ],
             DEFAULT_CHUNK_SIZE,
         )
-        (model / MANIFEST_NAME).write_bytes(manifest.to_json())
+        (model / MODEL_MANIFEST).write_bytes(manifest.to_json())
         port = _free_port()
         server = subprocess.Popen(
             [

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from instance_agent.errors import ModelChecksumMismatch, ModelCopyFailed, ModelNotFound
-from instance_agent.manifest import MANIFEST_NAME
 from instance_agent.model_copy import (
     CopyCancelled,
     CopyProgress,
@@ -20,6 +19,7 @@ from instance_agent.model_copy import (
     plan_copy,
 )
 from instance_agent.publish import publish_model
+from run_contract.s3_layout import MODEL_MANIFEST
 from tests.instance_agent.model_copy.conftest import BUCKET, CHUNK, PREFIX, partial_files, read_tree
 
 if TYPE_CHECKING:
@@ -113,17 +113,17 @@ def test_missing_empty_object_fails_with_model_not_found(
 def test_missing_manifest_fails_with_model_not_found_naming_it(
     s3: S3Client, tmp_path: Path
 ) -> None:
-    with pytest.raises(ModelNotFound, match=f"s3://{BUCKET}/{PREFIX}{MANIFEST_NAME} does not"):
+    with pytest.raises(ModelNotFound, match=f"s3://{BUCKET}/{PREFIX}{MODEL_MANIFEST} does not"):
         copy_model(s3, BUCKET, PREFIX, tmp_path / "dest")
 
 
 def test_manifest_with_an_escaping_path_fails_before_anything_is_written(
     s3: S3Client, published: dict[str, bytes], tmp_path: Path
 ) -> None:
-    stored = s3.get_object(Bucket=BUCKET, Key=PREFIX + MANIFEST_NAME)["Body"].read()
+    stored = s3.get_object(Bucket=BUCKET, Key=PREFIX + MODEL_MANIFEST)["Body"].read()
     s3.put_object(
         Bucket=BUCKET,
-        Key=PREFIX + MANIFEST_NAME,
+        Key=PREFIX + MODEL_MANIFEST,
         Body=stored.replace(b'"config.json"', b'"../config.json"'),
     )
     with pytest.raises(ModelCopyFailed, match=r"invalid model manifest: .*'\.\./config\.json'"):

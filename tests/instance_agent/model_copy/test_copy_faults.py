@@ -20,8 +20,9 @@ import pytest
 from botocore.config import Config
 
 from instance_agent.errors import ModelChecksumMismatch, ModelCopyFailed, ModelNotFound
-from instance_agent.manifest import MANIFEST_NAME, Manifest
+from instance_agent.manifest import Manifest
 from instance_agent.model_copy import MIN_SLICE_SIZE, CopySettings, copy_model
+from run_contract.s3_layout import MODEL_MANIFEST
 from tests.instance_agent.model_copy.conftest import (
     BUCKET,
     CHUNK,
@@ -172,7 +173,7 @@ def _stage_with_chunk(tmp_path: Path, chunk_size: int, content: bytes) -> None:
     manifest, _files = build_model_manifest(source, chunk_size)
     served_path(tmp_path, "big.bin").parent.mkdir(parents=True, exist_ok=True)
     served_path(tmp_path, "big.bin").write_bytes(content)
-    served_path(tmp_path, MANIFEST_NAME).write_bytes(manifest.to_json())
+    served_path(tmp_path, MODEL_MANIFEST).write_bytes(manifest.to_json())
 
 
 def test_slices_smaller_than_a_chunk_carry_its_checksum_across_slices(
@@ -212,7 +213,7 @@ def test_lean_path_gets_presigned_sigv4_urls_carrying_the_session_token(
     assert queries
     assert all("X-Amz-Algorithm=AWS4-HMAC-SHA256" in q for q in queries)
     assert all(f"X-Amz-Security-Token={SESSION_TOKEN}" in q for q in queries)
-    assert _queries(faults, PREFIX + MANIFEST_NAME) == [""]  # the manifest: through boto3
+    assert _queries(faults, PREFIX + MODEL_MANIFEST) == [""]  # the manifest: through boto3
 
 
 def test_a_client_that_presigns_sigv2_gets_through_the_client(

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from instance_agent.manifest import MANIFEST_NAME, parse_manifest
+from instance_agent.manifest import parse_manifest
 from instance_agent.publish import PublishError, publish_model
+from run_contract.s3_layout import MODEL_MANIFEST
 from tests.instance_agent.model_copy.conftest import BUCKET, CHUNK, PREFIX
 
 if TYPE_CHECKING:
@@ -26,10 +27,10 @@ def test_publish_uploads_every_file_and_the_manifest(
 ) -> None:
     source, files = model
     manifest = publish_model(s3, source, BUCKET, PREFIX, chunk_size=CHUNK)
-    assert _keys(s3) == {PREFIX + p for p in files} | {PREFIX + MANIFEST_NAME}
+    assert _keys(s3) == {PREFIX + p for p in files} | {PREFIX + MODEL_MANIFEST}
     for relative, content in files.items():
         assert s3.get_object(Bucket=BUCKET, Key=PREFIX + relative)["Body"].read() == content
-    stored = s3.get_object(Bucket=BUCKET, Key=PREFIX + MANIFEST_NAME)["Body"].read()
+    stored = s3.get_object(Bucket=BUCKET, Key=PREFIX + MODEL_MANIFEST)["Body"].read()
     assert parse_manifest(stored, "stored") == manifest
     assert {f.path: f.size for f in manifest.files} == {p: len(c) for p, c in files.items()}
 
@@ -45,7 +46,7 @@ def test_manifest_is_written_after_every_file(
     s3.meta.events.register("provide-client-params.s3.PutObject", record)
     s3.meta.events.register("provide-client-params.s3.CreateMultipartUpload", record)
     publish_model(s3, model[0], BUCKET, PREFIX, chunk_size=CHUNK)
-    assert written[-1] == PREFIX + MANIFEST_NAME
+    assert written[-1] == PREFIX + MODEL_MANIFEST
     assert len(written) == len(model[1]) + 1
 
 
@@ -55,7 +56,7 @@ def test_publishing_the_same_directory_again_gives_the_same_version(
     first = publish_model(s3, model[0], BUCKET, PREFIX, chunk_size=CHUNK)
     second = publish_model(s3, model[0], BUCKET, PREFIX, chunk_size=CHUNK)
     assert first.model_version == second.model_version
-    assert _keys(s3) == {PREFIX + p for p in model[1]} | {PREFIX + MANIFEST_NAME}
+    assert _keys(s3) == {PREFIX + p for p in model[1]} | {PREFIX + MODEL_MANIFEST}
 
 
 def test_publishing_a_changed_model_withdraws_the_old_manifest_before_uploading(
@@ -67,15 +68,15 @@ def test_publishing_a_changed_model_withdraws_the_old_manifest_before_uploading(
     manifest_present_during_uploads: list[bool] = []
 
     def check(params: dict[str, Any], **_: Any) -> None:
-        if params["Key"] != PREFIX + MANIFEST_NAME:
+        if params["Key"] != PREFIX + MODEL_MANIFEST:
             keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
-            manifest_present_during_uploads.append(PREFIX + MANIFEST_NAME in keys)
+            manifest_present_during_uploads.append(PREFIX + MODEL_MANIFEST in keys)
 
     s3.meta.events.register("provide-client-params.s3.PutObject", check)
     new = publish_model(s3, source, BUCKET, PREFIX, chunk_size=CHUNK)
     assert manifest_present_during_uploads
     assert not any(manifest_present_during_uploads)
-    stored = s3.get_object(Bucket=BUCKET, Key=PREFIX + MANIFEST_NAME)["Body"].read()
+    stored = s3.get_object(Bucket=BUCKET, Key=PREFIX + MODEL_MANIFEST)["Body"].read()
     assert json.loads(stored)["model_version"] == new.model_version
 
 
@@ -164,6 +165,6 @@ def test_unreadable_directory_is_refused(
 
 def test_a_file_named_like_the_manifest_is_refused(s3: S3Client, tmp_path: Path) -> None:
     (tmp_path / "m").mkdir()
-    (tmp_path / "m" / MANIFEST_NAME).write_bytes(b"{}")
+    (tmp_path / "m" / MODEL_MANIFEST).write_bytes(b"{}")
     with pytest.raises(PublishError, match="would overwrite the manifest"):
         publish_model(s3, tmp_path / "m", BUCKET, PREFIX)

@@ -1,0 +1,32 @@
+"""The error names Step Functions sees, by who raises them (docs/design.md).
+
+The launcher's are its exception class names; the agent's are its failures' ``error_name``;
+the state machine's Retry and Catch match on them. tests/contracts pins all three to this list.
+"""
+
+from __future__ import annotations
+
+# The agent's SendTaskFailure errors.
+AGENT_ERRORS = (
+    "WrongInstance",
+    "NoInstanceStore",
+    "ModelNotFound",
+    "ModelChecksumMismatch",
+    "ModelCopyFailed",
+    "ModelCommandFailed",
+    "ModelRunTimedOut",
+    "ResultsUploadFailed",
+    "AgentConfigError",
+    "AgentError",
+)
+# The launcher's exception classes, raised on purpose.
+LAUNCHER_ERRORS = (
+    "EventValidationError",
+    "RunAlreadyInProgress",
+    "InsufficientCapacityEverywhere",
+    "ForeignInstanceError",
+    "LauncherTransientError",
+    "LauncherConfigurationError",
+)
+# The launcher's retryable error: the state machine retries it.
+LAUNCHER_TRANSIENT_ERROR = "LauncherTransientError"
