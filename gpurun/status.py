@@ -10,11 +10,13 @@ from botocore.exceptions import ClientError
 
 from gpurun import runs
 from instance_agent import prices
+from run_contract.run_record import RunRecordError, check_record
 from run_contract.s3_layout import NOT_FOUND_CODES, run_record_key
 
 
 def read_run_record(s3: Any, bucket: str, execution_name: str) -> dict[str, Any] | None:
-    """``runs/<name>/run.json``, or None if the run has none (yet)."""
+    """``runs/<name>/run.json``, or None if the run has none (yet); RunRecordError for one
+    that does not follow the format (never shown as if it were true)."""
     try:
         body = s3.get_object(Bucket=bucket, Key=run_record_key(execution_name))["Body"]
     except ClientError as exc:
@@ -22,9 +24,12 @@ def read_run_record(s3: Any, bucket: str, execution_name: str) -> dict[str, Any]
             return None
         raise
     try:
-        record: dict[str, Any] = json.loads(body.read())
-    except json.JSONDecodeError:
-        return None
+        record: Any = json.loads(body.read())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunRecordError(f"run.json of {execution_name} is not JSON: {exc}") from exc
+    if not isinstance(record, dict):
+        raise RunRecordError(f"run.json of {execution_name} is not a JSON object")
+    check_record(record)
     return record
 
 
@@ -57,8 +62,11 @@ def run_rows(
         name = execution["name"]
         started = execution["startDate"]
         stopped = execution.get("stopDate")
-        record = read_run_record(s3, bucket, name)
-        usd, cost_source = cost_of(record, region)
+        try:
+            record = read_run_record(s3, bucket, name)
+            usd, cost_source = cost_of(record, region)
+        except RunRecordError as exc:
+            record, usd, cost_source = None, None, f"run.json refused: {exc}"
         instance = (record or {}).get("instance") or {}
         error = (record or {}).get("error") or {}
         rows.append(

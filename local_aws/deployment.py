@@ -49,6 +49,7 @@ class LocalSettings:
     activity_timeout_seconds: int = 7200
     execution_timeout_seconds: int = 10800
     max_instance_lifetime_minutes: int = 200
+    root_volume_size_gib: int = 120
     schedule_expression: str = "cron(0 6 ? * TUE *)"
     schedule_timezone: str = "UTC"
     sweeper_schedule_expression: str = "rate(15 minutes)"
@@ -127,6 +128,8 @@ def agent_config(settings: LocalSettings, *, activity_arn: str, bucket: str) -> 
             "container_image": settings.container_image,
         },
         "max_runtime_seconds": settings.max_runtime_seconds,
+        "metrics": {"namespace": settings.name},
+        "root_volume_gib": settings.root_volume_size_gib,
     }
 
 

@@ -239,8 +239,14 @@ def test_05_agent_dies_before_ever_polling(make_run: MakeRun, local_aws: Any) ->
         TERMINATED_WITHIN_SECONDS,
         "the sweeper terminates the instance past its lifetime",
     )
-    swept = [d for d in ticker.deliveries if d.response and d.response.get("terminated")]
-    assert [d.response["terminated"] for d in swept] == [[stranded]]
+
+    # The instance can read terminated a moment before the sweep's response is recorded.
+    def swept() -> list[list[str]]:
+        responses = [d.response for d in ticker.deliveries if isinstance(d.response, dict)]
+        return [r["terminated"] for r in responses if r.get("terminated")]
+
+    wait_until(lambda: bool(swept()), TERMINATED_WITHIN_SECONDS, "the sweep's response")
+    assert swept() == [[stranded]]
     wait_until(lambda: not run.live_processes(), NO_PROCESS_WITHIN_SECONDS, "no process left")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 
+from run_contract.run_record import new_record
 from tests.gpurun.cli_helpers import gpurun
 from tests.gpurun.conftest import REGION, SmallStack
 
@@ -20,30 +21,40 @@ INSTANCE = {
 }
 
 
-def agent_record(name: str) -> dict[str, Any]:
-    return {
-        "format_version": 1,
-        "written_by": "agent",
+def _record(name: str, written_by: str, **fields: Any) -> dict[str, Any]:
+    """A record in the one format (run_contract), as the agent or the launcher writes it."""
+    values: dict[str, Any] = {
+        "written_by": written_by,
         "execution_name": name,
+        "execution_arn": f"arn:aws:states:{REGION}:123456789012:execution:weekly-run:{name}",
         "status": "SUCCEEDED",
         "error": None,
+        "run_input": {},
         "instance": {k: INSTANCE[k] for k in ("instance_id", "instance_type")},
+        "timings": {},
         "lifetime_seconds": 600.0,
-        "cost": {"total_usd": 0.0912},
+        "model": None,
+        "output": None,
+        "cost": None,
+        "cost_note": None,
     }
+    values.update(fields)
+    return new_record(**values)
+
+
+def agent_record(name: str) -> dict[str, Any]:
+    return _record(name, "agent", cost={"total_usd": 0.0912})
 
 
 def launcher_record(name: str) -> dict[str, Any]:
-    return {
-        "format_version": 1,
-        "written_by": "launcher",
-        "execution_name": name,
-        "status": "FAILED",
-        "error": {"error": "States.HeartbeatTimeout", "cause": ""},
-        "instance": {"instance_id": "i-0aaaaaaaaaaaaaaaa", "instance_type": "g5.xlarge"},
-        "lifetime_seconds": 1800.0,
-        "cost": None,
-    }
+    return _record(
+        name,
+        "launcher",
+        status="FAILED",
+        error=("States.HeartbeatTimeout", ""),
+        instance={"instance_id": "i-0aaaaaaaaaaaaaaaa", "instance_type": "g5.xlarge"},
+        lifetime_seconds=1800.0,
+    )
 
 
 # ---- status ---------------------------------------------------------------------------------
@@ -75,6 +86,19 @@ def test_status_computes_the_cost_of_a_launcher_record_from_type_and_lifetime(
     assert row["cost_usd"] == round(1.123 / 2, 4)
     assert row["error"] == "States.HeartbeatTimeout"
     assert row["record_written_by"] == "launcher"
+
+
+def test_status_shows_no_figure_from_a_record_that_breaks_the_format(
+    small_stack: SmallStack,
+) -> None:
+    small_stack.run("week-7")
+    small_stack.put_record("week-7", {**agent_record("week-7"), "status": "FAILED"})
+
+    (row,) = gpurun("status", *small_stack.flags(), "--json").json()
+
+    assert row["cost_usd"] is None
+    assert row["cost_source"].startswith("run.json refused: run record: a FAILED record")
+    assert row["record_written_by"] is None
 
 
 def test_status_shows_a_dash_for_a_run_without_a_record(small_stack: SmallStack) -> None:
