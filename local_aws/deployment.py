@@ -22,6 +22,7 @@ from typing import Any
 
 from local_aws.server import LocalAws
 from local_aws.terraform_render import render_template_file
+from run_contract.statuses import FAILED_STATUSES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TERRAFORM_DIR = REPO_ROOT / "terraform"
@@ -187,7 +188,7 @@ def execution_rule_pattern(state_machine_arn: str) -> dict[str, Any]:
         "source": ["aws.states"],
         "detail-type": ["Step Functions Execution Status Change"],
         "detail": {
-            "status": ["FAILED", "TIMED_OUT", "ABORTED"],
+            "status": list(FAILED_STATUSES),
             "stateMachineArn": [state_machine_arn],
         },
     }

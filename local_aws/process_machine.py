@@ -32,13 +32,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from instance_agent.storage import INSTANCE_STORE_MODEL
 from local_aws import process_tree
 from local_aws.machines import BootRequest
 from local_aws.server import LocalAws
 from local_aws.user_data import UserDataError, agent_config_from_cloud_config
 from run_contract.tags import EXECUTION_TAG
 
-INSTANCE_STORE_MODEL = "Amazon EC2 NVMe Instance Storage"
 EBS_MODEL = "Amazon Elastic Block Store"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The embedded demo model's scorer (local_aws/demo_model/score.py) in place of the GPU model.

@@ -13,7 +13,9 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]  # no stubs pinned; safe_load only
 
-AGENT_CONFIG_PATH = "/etc/instance-agent/config.json"
+from instance_agent.config import DEFAULT_CONFIG_PATH
+
+AGENT_CONFIG_PATH = str(DEFAULT_CONFIG_PATH)
 
 
 class UserDataError(ValueError):

@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import hcl2
 
 import instance_agent.errors as agent_errors
 import launcher.errors as launcher_errors
-from launcher.events import RunParameters
+from instance_agent.config import DEFAULT_CONFIG_PATH
+from launcher.events import CleanupEvent, RunParameters
 from run_contract import statuses
 from run_contract.error_names import AGENT_ERRORS, LAUNCHER_ERRORS, LAUNCHER_TRANSIENT_ERROR
 from run_contract.run_parameters import RUN_PARAMETERS
@@ -101,3 +102,16 @@ def test_terraform_gives_every_run_parameter_a_default() -> None:
 def test_the_terminal_statuses_are_the_step_functions_ones() -> None:
     assert set(statuses.TERMINAL_STATUSES) == {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
     assert statuses.RUNNING not in statuses.TERMINAL_STATUSES
+
+
+def test_the_launcher_cleans_up_after_exactly_the_terminal_statuses() -> None:
+    assert set(get_args(CleanupEvent.model_fields["status"].annotation)) == set(
+        statuses.TERMINAL_STATUSES
+    )
+
+
+def test_the_user_data_writes_the_config_where_the_agent_reads_it() -> None:
+    template = (ROOT / "terraform/modules/launch_template/user_data.yaml.tftpl").read_text()
+
+    assert f"- path: {DEFAULT_CONFIG_PATH}\n" in template
+    assert f"--config {DEFAULT_CONFIG_PATH}" in template

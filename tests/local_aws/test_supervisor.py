@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from instance_agent.storage import INSTANCE_STORE_MODEL
 from local_aws import process_tree
 from local_aws.process_machine import (
-    INSTANCE_STORE_MODEL,
     InstanceOptions,
     KillPoint,
     ProcessBackend,
