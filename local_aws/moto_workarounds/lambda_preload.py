@@ -10,39 +10,23 @@ environment decides its sessions, credentials and endpoints.
 
 from __future__ import annotations
 
-import functools
-from typing import Any, Final
+from typing import Final
 
 import aws_lambda_powertools  # preloaded for the invocations
 import aws_lambda_powertools.utilities.parser  # noqa: F401 - preloaded for the invocations
 import aws_xray_sdk.core  # noqa: F401 - preloaded for the invocations
 import boto3  # noqa: F401 - preloaded for the invocations
-import botocore.loaders
 import botocore.session
 import pydantic  # noqa: F401 - preloaded for the invocations
+
+from local_aws import botocore_cache
 
 # The services the project's functions call; others load on first use, as before.
 WARM_SERVICES: Final = ("ec2", "stepfunctions", "s3", "logs", "sts")
 
-_original_load_file = botocore.loaders.JSONFileLoader.load_file
-
-
-_FILE_LOADER: Final = botocore.loaders.JSONFileLoader()
-
-
-@functools.lru_cache(maxsize=256)
-def _load_file_once(file_path: str) -> Any:
-    return _original_load_file(_FILE_LOADER, file_path)
-
-
-def _cached_load_file(self: Any, file_path: str) -> Any:
-    # What a path holds does not depend on the loader instance (each session has its own), and
-    # botocore treats what it loads as read-only (its own instance cache shares it too).
-    return _load_file_once(file_path)
-
 
 def warm() -> None:
-    botocore.loaders.JSONFileLoader.load_file = _cached_load_file  # type: ignore[method-assign]
+    botocore_cache.install()
     session = botocore.session.Session()
     loader = session.get_component("data_loader")
     for data in ("endpoints", "partitions", "sdk-default-configuration"):

@@ -83,6 +83,27 @@ def aws(env: None) -> Iterator[None]:
     clients.ec2_client = clients.sfn_client = clients.s3_client = None
 
 
+class RefusingClient:
+    """Stands in for every AWS client where a test needs no AWS at all: any use fails."""
+
+    def __init__(self, service: str) -> None:
+        self._service = service
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"unexpected AWS use: {self._service}.{name}")
+
+
+@pytest.fixture
+def no_aws(env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No mocked AWS at all (for the edge's refusals): the launcher's clients, and any new
+    boto3 client, fail on first use, so a test passes only if no AWS call was attempted."""
+    monkeypatch.setattr(clients, "ec2_client", RefusingClient("ec2"))
+    monkeypatch.setattr(clients, "sfn_client", RefusingClient("stepfunctions"))
+    monkeypatch.setattr(clients, "s3_client", RefusingClient("s3"))
+    monkeypatch.setattr(boto3, "client", lambda service, *a, **k: RefusingClient(service))
+    monkeypatch.setenv("LAUNCH_TEMPLATE_ID", "lt-0123456789abcdef0")
+
+
 RUN_RECORDS_BUCKET = "scheduled-gpu-model-models"
 
 

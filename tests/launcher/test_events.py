@@ -53,14 +53,20 @@ def test_every_invalid_fixture_has_an_expected_field() -> None:
 
 @pytest.mark.parametrize(("name", "fields"), sorted(INVALID_EVENTS.items()))
 def test_bad_event_is_refused_naming_the_field_without_any_aws_call(
-    name: str, fields: list[str], invoke: Invoke, aws_calls: CallLog
+    name: str, fields: list[str], invoke: Invoke, no_aws: None
 ) -> None:
     with pytest.raises(EventValidationError) as refused:
         invoke(load_event(f"invalid/{name}"))
     assert refused.value.fields == fields
     for field in fields:
         assert f"{field}: " in str(refused.value)
-    assert aws_calls.calls == []
+
+
+def test_without_aws_a_valid_event_fails_on_its_first_aws_call(
+    invoke: Invoke, no_aws: None
+) -> None:
+    with pytest.raises(AssertionError, match="unexpected AWS use: ec2"):
+        invoke(load_event("stop.json"))
 
 
 @pytest.mark.parametrize(
