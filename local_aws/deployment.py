@@ -105,6 +105,7 @@ class Deployment:
     user_data: str = ""
     state_machine_arn: str = ""
     execution_rule_name: str = ""
+    instance_lost_rule_name: str = ""
     weekly_schedule_name: str = ""
     sweeper_schedule_name: str = ""
 
@@ -176,6 +177,10 @@ def launcher_environment(settings: LocalSettings, deployment: Deployment) -> dic
         "LAUNCH_TEMPLATE_ID": deployment.launch_template_id,
         "LAUNCH_TEMPLATE_VERSION": deployment.launch_template_version,
         "PROJECT_NAME": settings.name,
+        # Terraform builds it from the name too (the state machine is created after the function).
+        "STATE_MACHINE_ARN": deployment.activity_arn.rsplit(":activity:", 1)[0]
+        + f":stateMachine:{settings.state_machine_name}",
+        "ACTIVITY_ARN": deployment.activity_arn,
         "MAX_INSTANCE_LIFETIME_SECONDS": str(settings.max_instance_lifetime_minutes * 60),
         "POWERTOOLS_SERVICE_NAME": "launcher",
         "POWERTOOLS_METRICS_NAMESPACE": settings.name,
@@ -193,6 +198,17 @@ def execution_rule_pattern(state_machine_arn: str) -> dict[str, Any]:
         },
     }
 
+
+# modules/safety_nets' instance_lost rule: every instance of the account; the launcher filters.
+INSTANCE_LOST_PATTERN: dict[str, Any] = {
+    "source": ["aws.ec2"],
+    "detail-type": ["EC2 Instance State-change Notification"],
+    "detail": {"state": ["shutting-down", "terminated"]},
+}
+INSTANCE_LOST_INPUT_TRANSFORMER: dict[str, Any] = {
+    "InputPathsMap": {"instance_id": "$.detail.instance-id", "state": "$.detail.state"},
+    "InputTemplate": '{"action":"instance_lost","instance_id":<instance_id>,"state":<state>}',
+}
 
 CLEANUP_INPUT_TRANSFORMER: dict[str, Any] = {
     "InputPathsMap": {"execution_arn": "$.detail.executionArn", "status": "$.detail.status"},
@@ -359,6 +375,26 @@ def _scheduler_role(aws: LocalAws, name: str) -> str:
     return role
 
 
+def deploy_instance_lost_rule(aws: LocalAws, d: Deployment) -> None:
+    events = aws.client("events")
+    d.instance_lost_rule_name = f"{d.settings.name}-instance-lost"
+    events.put_rule(
+        Name=d.instance_lost_rule_name,
+        EventPattern=json.dumps(INSTANCE_LOST_PATTERN),
+        State="ENABLED",
+    )
+    events.put_targets(
+        Rule=d.instance_lost_rule_name,
+        Targets=[
+            {
+                "Id": "launcher-instance-lost",
+                "Arn": d.launcher_function_arn,
+                "InputTransformer": INSTANCE_LOST_INPUT_TRANSFORMER,
+            }
+        ],
+    )
+
+
 def deploy_weekly_schedule(aws: LocalAws, d: Deployment) -> None:
     d.weekly_schedule_name = f"{d.settings.state_machine_name}-weekly"
     aws.client("scheduler").create_schedule(
@@ -401,6 +437,7 @@ DEPLOY_STEPS: tuple[DeployStep, ...] = (
     deploy_launcher_function,
     deploy_state_machine,
     deploy_execution_rule,
+    deploy_instance_lost_rule,
     deploy_weekly_schedule,
     deploy_sweeper_schedule,
 )
@@ -412,6 +449,7 @@ TERRAFORM_COUNTERPARTS: dict[str, DeployStep] = {
     "module.launcher_function.aws_lambda_function.this": deploy_launcher_function,
     "module.workflow.aws_sfn_state_machine.this": deploy_state_machine,
     "module.safety_nets.aws_cloudwatch_event_rule.execution_ended_badly": deploy_execution_rule,
+    "module.safety_nets.aws_cloudwatch_event_rule.instance_lost": deploy_instance_lost_rule,
     "module.workflow.aws_scheduler_schedule.this": deploy_weekly_schedule,
     "module.safety_nets.aws_scheduler_schedule.sweeper": deploy_sweeper_schedule,
 }

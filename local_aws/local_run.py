@@ -3,8 +3,9 @@
 The one harness behind ``make demo`` and the failure matrix (tests/end_to_end/): deploy what
 Terraform declares (``deployment.deploy``), publish the model with the agent's own ``publish``
 command, run the real agent for every instance the launcher creates (``InstanceSupervisor``),
-stand in for the two nets outside the execution (``ExecutionStatusWatcher`` for the
-execution-status rule, ``ScheduleTicker`` for the sweeper), start an execution, wait for it, and
+stand in for the three nets outside the execution (``ExecutionStatusWatcher`` for the
+execution-status rule, ``InstanceStateWatcher`` for the instance-lost rule, ``ScheduleTicker`` for
+the sweeper), start an execution, wait for it, and
 collect what happened (``RunOutcome``). ``LocalRun`` stops everything it started on every exit.
 """
 
@@ -26,7 +27,12 @@ from local_aws.demo_model.train import train_model
 from local_aws.deployment import REPO_ROOT, Deployment, LocalSettings, deploy
 from local_aws.machines import MachineBackend
 from local_aws.process_machine import DEMO_MODEL_COMMAND, InstanceOptions, ProcessBackend
-from local_aws.safety_nets import ExecutionStatusWatcher, ScheduleTicker, rate_seconds
+from local_aws.safety_nets import (
+    ExecutionStatusWatcher,
+    InstanceStateWatcher,
+    ScheduleTicker,
+    rate_seconds,
+)
 from local_aws.server import LocalAws
 from local_aws.supervisor import InstanceEvent, InstanceSupervisor
 from run_contract.s3_layout import NOT_FOUND_CODES, RESULTS_MANIFEST, results_prefix
@@ -182,9 +188,10 @@ class RunOutcome:
 
 @dataclasses.dataclass(frozen=True)
 class Nets:
-    """Which of the nets outside the execution run (both, as deployed, by default)."""
+    """Which of the nets outside the execution run (all, as deployed, by default)."""
 
     execution_rule: bool = True
+    instance_rule: bool = True
     sweeper: bool = True
     sweep_interval_seconds: float = SWEEP_INTERVAL_SECONDS
 
@@ -225,6 +232,7 @@ class LocalRun:
         self.supervisor: InstanceSupervisor | None = None
         self.watcher: ExecutionStatusWatcher | None = None
         self.ticker: ScheduleTicker | None = None
+        self.instance_watcher: InstanceStateWatcher | None = None
         self._sfn = aws.client("stepfunctions")
         self._ec2 = aws.client("ec2")
         self._s3 = aws.client("s3")
@@ -267,6 +275,9 @@ class LocalRun:
         if self.nets.execution_rule:
             self.watcher = ExecutionStatusWatcher(self.aws, self.deployment.state_machine_arn)
             self.watcher.start()
+        if self.nets.instance_rule:
+            self.instance_watcher = InstanceStateWatcher(self.aws)
+            self.instance_watcher.start()
         if self.nets.sweeper:
             period = rate_seconds(self.settings.sweeper_schedule_expression)
             self.ticker = ScheduleTicker(
@@ -279,14 +290,14 @@ class LocalRun:
     def stop(self) -> None:
         """Stop the nets, then the supervisor (every agent and model process with it)."""
         errors: list[str] = []
-        for part in (self.ticker, self.watcher, self.supervisor):
+        for part in (self.ticker, self.watcher, self.instance_watcher, self.supervisor):
             if part is None:
                 continue
             try:
                 part.stop()
             except RuntimeError as exc:
                 errors.append(str(exc))
-        self.ticker = self.watcher = None
+        self.ticker = self.watcher = self.instance_watcher = None
         if errors:
             raise LocalRunError("; ".join(errors))
 

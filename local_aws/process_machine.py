@@ -69,6 +69,9 @@ class InstanceOptions:
     env_overrides: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """Extra environment variables of the agent process."""
     kill_agent: KillPoint | None = None
+    power_off_after_agent_exit_seconds: float = 60.0
+    """The unit's ExecStopPost (`shutdown -h +1`): an agent that exits without shutting the
+    instance down itself (killed, crashed) powers the machine off this long after it died."""
     echo_output: bool = False
     """Also copy the agent's output to this process's stderr, prefixed with the instance id."""
 
@@ -242,6 +245,8 @@ class ProcessMachine:
         self._launched_at = time.monotonic()
         self._echo_thread: threading.Thread | None = None
         self._sfn: Any = None
+        self._exited_at: float | None = None
+        self._stop_post_recorded = False
 
     @property
     def log_path(self) -> Path:
@@ -321,7 +326,18 @@ class ProcessMachine:
         if self.kill_pending is KillPoint.AFTER_TASK_TAKEN and self._task_taken():
             self.kill_pending = None
             self.kill_agent("knob: kill the agent after it took the task")
-        return self.boot_failed or self.paths.shutdown_request.exists()
+        return (
+            self.boot_failed or self.paths.shutdown_request.exists() or self._exec_stop_post_due()
+        )
+
+    def _exec_stop_post_due(self) -> bool:
+        if self._exited_at is None:
+            return False
+        due = time.monotonic() - self._exited_at >= self.options.power_off_after_agent_exit_seconds
+        if due and not self._stop_post_recorded:
+            self._stop_post_recorded = True
+            self.request.record("exec_stop_post", "the agent's unit stopped: powering off")
+        return due
 
     def power_off(self, reason: str) -> None:
         self.kill_agent(reason)
@@ -360,6 +376,7 @@ class ProcessMachine:
         if code is None:
             return
         self.exit_code = code
+        self._exited_at = time.monotonic()
         if self._echo_thread is not None:
             self._echo_thread.join(timeout=5)
         self.request.record("process_exited", f"exit code {code}")

@@ -232,6 +232,46 @@ class ExecutionStatusWatcher(_Poller):
             self.deliveries.extend(deliver_event(self.aws, event))
 
 
+def instance_state_event(
+    instance_id: str, state: str, account_id: str, region: str
+) -> dict[str, Any]:
+    """The "EC2 Instance State-change Notification" event AWS emits for an instance."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "EC2 Instance State-change Notification",
+        "source": "aws.ec2",
+        "account": account_id,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:ec2:{region}:{account_id}:instance/{instance_id}"],
+        "detail": {"instance-id": instance_id, "state": state},
+    }
+
+
+class InstanceStateWatcher(_Poller):
+    """Turns each instance's change of state into EC2's state-change event, for every instance
+    of the account (as EventBridge does: the events carry no tags)."""
+
+    def __init__(self, aws: LocalAws, interval: float = 0.2) -> None:
+        super().__init__(interval)
+        self.aws = aws
+        self._states: dict[str, str] = {}
+
+    def _tick(self) -> None:
+        ec2 = self.aws.client("ec2")
+        for reservation in ec2.describe_instances()["Reservations"]:
+            for instance in reservation["Instances"]:
+                instance_id, state = instance["InstanceId"], instance["State"]["Name"]
+                if self._states.get(instance_id) == state:
+                    continue
+                self._states[instance_id] = state
+                event = instance_state_event(
+                    instance_id, state, self.aws.account_id, self.aws.region
+                )
+                self.deliveries.extend(deliver_event(self.aws, event))
+
+
 def rate_seconds(expression: str) -> float:
     """Seconds between firings of a ``rate(N unit)`` schedule expression."""
     match = _RATE.match(expression)

@@ -160,6 +160,7 @@ module "launcher_function" {
   instance_role_arn             = module.instance_role.role_arn
   ami_ssm_parameter             = local.ami_ssm_parameter
   state_machine_name            = local.state_machine_name
+  activity_arn                  = module.workflow.activity_arn
   max_instance_lifetime_seconds = var.max_instance_lifetime_minutes * 60
   run_records_bucket_arn        = module.model_bucket.bucket_arn
   run_records_prefix            = module.model_bucket.prefixes.runs

@@ -13,9 +13,16 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from launcher import clients, instances, run_lock, run_record, settings
+from launcher import clients, executions, instances, lost_instances, run_lock, run_record, settings
 from launcher.errors import EventValidationError, InsufficientCapacityEverywhere
-from launcher.events import CleanupEvent, StartEvent, StopEvent, SweepEvent, parse_event
+from launcher.events import (
+    CleanupEvent,
+    InstanceLostEvent,
+    StartEvent,
+    StopEvent,
+    SweepEvent,
+    parse_event,
+)
 
 logger = Logger()
 tracer = Tracer()
@@ -43,6 +50,12 @@ def _start(event: StartEvent) -> dict[str, Any]:
                 )
             ]
         )
+    executions.confirm_running(
+        clients.stepfunctions(),
+        event.execution_arn,
+        event.unqualified_state_machine_arn,
+        settings.state_machine_arn(),
+    )
     run_lock.ensure_only_run(
         clients.stepfunctions(), event.unqualified_state_machine_arn, event.execution_arn
     )
@@ -77,11 +90,12 @@ def _stop(event: StopEvent) -> dict[str, Any]:
 
 
 def _cleanup(event: CleanupEvent) -> dict[str, Any]:
+    status = executions.confirm_ended(clients.stepfunctions(), event.execution_arn, event.status)
     outcome = instances.cleanup_run(clients.ec2(), settings.project_name(), event.execution_arn)
     if outcome.terminated:
         # An instance outliving its execution means the workflow's own StopInstance missed it.
         logger.warning(
-            "Cleanup terminated instances left by the execution", extra={"status": event.status}
+            "Cleanup terminated instances left by the execution", extra={"status": status}
         )
     return _terminated(outcome)
 
@@ -96,6 +110,22 @@ def _sweep(_: SweepEvent) -> dict[str, Any]:
     # Every instance the sweeper finds was missed by all the other nets: the alarm's metric.
     _count("InstancesPastLifetime", len(outcome.terminated) + len(outcome.already_gone))
     return _terminated(outcome)
+
+
+def _instance_lost(event: InstanceLostEvent) -> dict[str, Any]:
+    outcome = lost_instances.handle_lost_instance(
+        ec2=clients.ec2(),
+        sfn=clients.stepfunctions(),
+        poll_sfn=clients.activity_poller(),
+        project=settings.project_name(),
+        activity_arn=settings.activity_arn(),
+        instance_id=event.instance_id,
+        state=event.state,
+    )
+    if outcome.outcome != "ignored":
+        logger.warning("A run's instance was lost", extra=outcome.as_result())
+    _count("RunsFailedByLostInstance", int(outcome.outcome != "ignored"))
+    return outcome.as_result()
 
 
 def _terminated(outcome: instances.Termination) -> dict[str, Any]:
@@ -127,6 +157,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 return _cleanup(parsed)
             case SweepEvent():
                 return _sweep(parsed)
+            case InstanceLostEvent():
+                return _instance_lost(parsed)
     except Exception as error:
         # One metric per error class (RunAlreadyInProgress, ClientError, ...) for the alarms.
         _count(type(error).__name__)

@@ -23,6 +23,7 @@ _CONFIG = Config(
 )
 
 ec2_client: EC2Client | None = None
+poll_sfn_client: SFNClient | None = None
 sfn_client: SFNClient | None = None
 s3_client: S3Client | None = None
 
@@ -53,3 +54,14 @@ def s3() -> S3Client:
     if s3_client is not None:
         return s3_client
     return boto3.client("s3", config=_CONFIG)
+
+
+def activity_poller() -> SFNClient:
+    """A Step Functions client for GetActivityTask, whose long poll outlasts the default read
+    timeout; one attempt, so a timed-out poll is never retried into a second task."""
+    global poll_sfn_client  # noqa: PLW0603 - a lazily created module attribute, swappable in tests
+    if poll_sfn_client is None:
+        from launcher.lost_instances import POLL_CLIENT_CONFIG
+
+        poll_sfn_client = boto3.client("stepfunctions", config=POLL_CLIENT_CONFIG)
+    return poll_sfn_client

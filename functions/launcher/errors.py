@@ -70,15 +70,22 @@ class InsufficientCapacityEverywhere(LauncherError):
 
 
 class ForeignInstanceError(LauncherError):
-    """The instance does not carry this project's tag, so the launcher leaves it alone."""
+    """The instance is not this run's (no project tag, or another execution's), so the launcher
+    leaves it alone."""
 
-    def __init__(self, instance_id: str, project: str, found: str | None) -> None:
+    def __init__(
+        self, instance_id: str, project: str, found: str | None, *, execution: str | None = None
+    ) -> None:
         self.instance_id = instance_id
-        shown = "no Project tag" if found is None else f"Project={found!r}"
+        if execution is not None:
+            shown = f"the tag of another execution ({execution[-80:]!r})"
+            owner = "by this execution"
+        else:
+            shown = "no Project tag" if found is None else f"Project={found[:80]!r}"
+            owner = f"by this project's launcher (Project={project!r})"
         super().__init__(
-            f"Instance {instance_id} has {shown}, not Project={project!r}: it was not started "
-            "by this project's launcher, so it was left alone. Check the instance id passed to "
-            "the stop action."
+            f"Instance {instance_id} has {shown}: it was not started {owner}, so it was left "
+            "alone. Check the instance id passed to the stop action."
         )
 
 

@@ -6,6 +6,7 @@ one EventValidationError that names each bad field, before anything is called on
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any, Literal
 
@@ -25,27 +26,47 @@ from pydantic import (
 
 from launcher.errors import EventValidationError
 
-# Step Functions names: 1-80 characters, none of whitespace, brackets, wildcards or the
-# punctuation listed in the StartExecution API reference.
-_SFN_NAME = r"[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/]{1,80}"
+# Step Functions names: 1-80 characters, none of whitespace, control characters (U+0000-001F,
+# U+007F-009F), brackets, wildcards or the punctuation listed in the StartExecution reference.
+_SFN_NAME = r"[^\s\x00-\x1f\x7f-\x9f<>{}\[\]?*\"#%\\^|~`$&,;:/]{1,80}"
 _PARTITION = r"aws(?:-cn|-us-gov|-iso[a-z-]*)?"
+_REGION = r"[a-z]{2}(?:-[a-z]+)+-[0-9]"
+_ACCOUNT = r"[0-9]{12}"
+# Every pattern is matched against the whole value (fullmatch: Python's `$` also matches before a
+# final newline) and its classes are ASCII-only ([0-9], not \d, which admits other digits).
 _EXECUTION_ARN = re.compile(
-    rf"^arn:{_PARTITION}:states:[a-z0-9-]+:\d{{12}}:execution:(?P<machine>{_SFN_NAME}):"
-    rf"(?P<name>{_SFN_NAME})$"
+    rf"arn:(?P<partition>{_PARTITION}):states:(?P<region>{_REGION}):(?P<account>{_ACCOUNT}):"
+    rf"execution:(?P<machine>{_SFN_NAME}):(?P<name>{_SFN_NAME})"
 )
 _STATE_MACHINE_ARN = re.compile(
-    rf"^(?P<base>arn:{_PARTITION}:states:[a-z0-9-]+:\d{{12}}:stateMachine:(?P<machine>{_SFN_NAME}))"
-    rf"(?::(?P<qualifier>{_SFN_NAME}))?$"
+    rf"(?P<base>arn:(?P<partition>{_PARTITION}):states:(?P<region>{_REGION}):"
+    rf"(?P<account>{_ACCOUNT}):stateMachine:(?P<machine>{_SFN_NAME}))(?::(?P<qualifier>{_SFN_NAME}))?"
 )
+# Longest value any field may hold: far above every legitimate value, far below a log flood.
+MAX_ARN_LENGTH = 512
+MAX_PARAMETERS_JSON_BYTES = 32 * 1024  # what the run record and the task input can carry
+MAX_CAUSE_LENGTH = 32768  # Step Functions' own limit on an error's cause
+MAX_ERROR_NAME_LENGTH = 256
+MAX_LIST_LENGTH = 32
+# An error message quotes at most this much of a bad value.
+QUOTE_CHARACTERS = 40
 
 
-def _matching(pattern: str, description: str) -> AfterValidator:
+def quote(value: object) -> str:
+    """A bad value as an error message shows it: a short prefix, never the whole of it."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= QUOTE_CHARACTERS:
+        return repr(text)
+    return f"{text[:QUOTE_CHARACTERS]!r}... ({len(text)} characters)"
+
+
+def _matching(pattern: str, description: str, max_length: int) -> AfterValidator:
     """A validator whose error says what the value must look like, not the regex."""
     compiled = re.compile(pattern)
 
     def check(value: str) -> str:
-        if not compiled.match(value):
-            raise ValueError(f"{value!r} is not {description}")
+        if len(value) > max_length or not compiled.fullmatch(value):
+            raise ValueError(f"{quote(value)} is not {description}")
         return value
 
     return AfterValidator(check)
@@ -53,33 +74,35 @@ def _matching(pattern: str, description: str) -> AfterValidator:
 
 InstanceId = Annotated[
     StrictStr,
-    _matching(r"^i-(?:[0-9a-f]{8}|[0-9a-f]{17})$", "an instance id (i- and 8 or 17 hex digits)"),
+    _matching(r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})", "an instance id (i- and 8 or 17 hex digits)", 19),
 ]
 InstanceType = Annotated[
     StrictStr,
-    _matching(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$", "an EC2 instance type such as g4dn.xlarge"),
+    _matching(r"[a-z][a-z0-9-]*\.[a-z0-9-]+", "an EC2 instance type such as g4dn.xlarge", 32),
+]
+AvailabilityZone = Annotated[
+    StrictStr, _matching(rf"{_REGION}[a-z](?:-[a-z0-9-]+)?", "an availability zone", 32)
 ]
 SubnetId = Annotated[
     StrictStr,
-    _matching(r"^subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})$", "a subnet id (subnet- and 8 or 17 hex)"),
+    _matching(r"subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})", "a subnet id (subnet- and 8 or 17 hex)", 24),
 ]
-ExecutionName = Annotated[
-    StrictStr, _matching(rf"^{_SFN_NAME}$", "a Step Functions execution name")
-]
+ExecutionName = Annotated[StrictStr, _matching(_SFN_NAME, "a Step Functions execution name", 80)]
 # S3 key characters that need no escaping, segment by segment, under models/.
 ModelPrefix = Annotated[
     StrictStr,
     _matching(
-        r"^models/(?:[A-Za-z0-9_.!*'()-]+/)+$",
+        r"models/(?:[A-Za-z0-9_.!*'()-]+/)+",
         "an S3 prefix under models/ ending in / (for example models/current/)",
+        512,
     ),
 ]
 
 
 def _execution_arn(value: str) -> str:
-    if not _EXECUTION_ARN.match(value):
+    if len(value) > MAX_ARN_LENGTH or not _EXECUTION_ARN.fullmatch(value):
         raise ValueError(
-            "must be a Step Functions execution ARN "
+            f"{quote(value)} is not a Step Functions execution ARN "
             "(arn:aws:states:<region>:<account>:execution:<state machine>:<name>); "
             "pass $$.Execution.Id"
         )
@@ -102,11 +125,22 @@ class _Strict(BaseModel):
 class RunParameters(_Strict):
     """The run parameters (docs/design.md), after the workflow merged them with the defaults."""
 
-    instance_types: list[InstanceType] = Field(min_length=1)
-    subnet_ids: list[SubnetId] = Field(min_length=1)
+    instance_types: list[InstanceType] = Field(min_length=1, max_length=MAX_LIST_LENGTH)
+    subnet_ids: list[SubnetId] = Field(min_length=1, max_length=MAX_LIST_LENGTH)
     model_prefix: ModelPrefix
-    max_runtime_seconds: StrictInt = Field(ge=1)
+    max_runtime_seconds: StrictInt = Field(ge=1, le=7 * 24 * 3600)
     parameters: dict[str, Any]
+
+    @field_validator("parameters")
+    @classmethod
+    def _small_enough(cls, value: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(value, separators=(",", ":")).encode())
+        if size > MAX_PARAMETERS_JSON_BYTES:
+            raise ValueError(
+                f"is {size} bytes of JSON; keep it under {MAX_PARAMETERS_JSON_BYTES} (pass large "
+                "inputs as S3 keys)"
+            )
+        return value
 
     @field_validator("instance_types", "subnet_ids")
     @classmethod
@@ -136,10 +170,10 @@ class StartEvent(_Strict):
     @classmethod
     def _name_of_execution(cls, value: str, info: ValidationInfo) -> str:
         # Catches a workflow that passes another execution's identifiers.
-        execution = _EXECUTION_ARN.match(info.data.get("execution_arn", ""))
+        execution = _EXECUTION_ARN.fullmatch(info.data.get("execution_arn", ""))
         if execution and execution["name"] != value:
             raise ValueError(
-                f"{value!r} is not the name in execution_arn ({execution['name']!r}); "
+                f"{quote(value)} is not the name in execution_arn ({quote(execution['name'])}); "
                 "pass $$.Execution.Name"
             )
         return value
@@ -147,24 +181,27 @@ class StartEvent(_Strict):
     @field_validator("state_machine_arn")
     @classmethod
     def _state_machine_arn(cls, value: str, info: ValidationInfo) -> str:
-        machine = _STATE_MACHINE_ARN.match(value)
+        machine = None if len(value) > MAX_ARN_LENGTH else _STATE_MACHINE_ARN.fullmatch(value)
         if not machine:
             raise ValueError(
-                "must be a Step Functions state machine ARN "
+                f"{quote(value)} is not a Step Functions state machine ARN "
                 "(arn:aws:states:<region>:<account>:stateMachine:<name>); pass $$.StateMachine.Id"
             )
-        execution = _EXECUTION_ARN.match(info.data.get("execution_arn", ""))
-        if execution and execution["machine"] != machine["machine"]:
+        execution = _EXECUTION_ARN.fullmatch(info.data.get("execution_arn", ""))
+        if execution and any(
+            execution[part] != machine[part]
+            for part in ("partition", "region", "account", "machine")
+        ):
             raise ValueError(
-                f"names state machine {machine['machine']!r} but execution_arn belongs to "
-                f"{execution['machine']!r}; pass $$.StateMachine.Id"
+                f"{quote(machine['base'])} is not the state machine of execution_arn; "
+                "pass $$.StateMachine.Id"
             )
         return value
 
     @property
     def unqualified_state_machine_arn(self) -> str:
         """The state machine without a version or alias, so the lock covers all its versions."""
-        match = _STATE_MACHINE_ARN.match(self.state_machine_arn)
+        match = _STATE_MACHINE_ARN.fullmatch(self.state_machine_arn)
         return match["base"] if match else self.state_machine_arn
 
 
@@ -175,8 +212,8 @@ class InstanceRef(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     instance_id: InstanceId
-    instance_type: StrictStr | None = None
-    availability_zone: StrictStr | None = None
+    instance_type: InstanceType | None = None
+    availability_zone: AvailabilityZone | None = None
 
 
 class RunError(BaseModel):
@@ -184,16 +221,19 @@ class RunError(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    Error: StrictStr  # Step Functions names the keys
-    Cause: StrictStr | None = None  # Step Functions names the keys
+    Error: StrictStr = Field(max_length=MAX_ERROR_NAME_LENGTH)  # Step Functions names the keys
+    Cause: StrictStr | None = Field(default=None, max_length=MAX_CAUSE_LENGTH)
 
 
 class ResultsLocation(_Strict):
     """Where the run's results and run.json go: the RunModel task's ``results``."""
 
-    bucket: StrictStr = Field(min_length=3)
+    bucket: Annotated[
+        StrictStr, _matching(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "an S3 bucket name", 63)
+    ]
     prefix: Annotated[
-        StrictStr, _matching(r"^runs/[^/]+/$", "the run's results prefix, runs/<execution name>/")
+        StrictStr,
+        _matching(r"runs/[^/]{1,80}/", "the run's results prefix, runs/<execution name>/", 90),
     ]
 
 
@@ -225,17 +265,24 @@ class CleanupEvent(_Strict):
     _check_execution_arn = field_validator("execution_arn")(_execution_arn)
 
 
+class InstanceLostEvent(_Strict):
+    """From the EC2 state-change rule (its input transformer): an instance is going away."""
+
+    action: Literal["instance_lost"]
+    instance_id: InstanceId
+    state: Literal["shutting-down", "terminated", "stopping", "stopped"]
+
+
 class SweepEvent(_Strict):
     """From the sweeper schedule: terminate project instances older than their lifetime."""
 
     action: Literal["sweep"]
 
 
-LauncherEvent = Annotated[
-    StartEvent | StopEvent | CleanupEvent | SweepEvent, Field(discriminator="action")
-]
+AnyEvent = StartEvent | StopEvent | CleanupEvent | SweepEvent | InstanceLostEvent
+LauncherEvent = Annotated[AnyEvent, Field(discriminator="action")]
 _ADAPTER: TypeAdapter[LauncherEvent] = TypeAdapter(LauncherEvent)
-ACTIONS = ("start", "stop", "cleanup", "sweep")
+ACTIONS = ("start", "stop", "cleanup", "sweep", "instance_lost")
 
 
 def _field_name(loc: tuple[int | str, ...]) -> str:
@@ -243,7 +290,9 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
     parts = [str(part) for part in loc]
     if parts and parts[0] in ACTIONS:
         parts = parts[1:]
-    return ".".join(parts) or "(event)"
+    name = ".".join(parts) or "(event)"
+    # A key is input too: an unknown key of any size is named by a short prefix.
+    return name if len(name) <= QUOTE_CHARACTERS * 2 else quote(name)
 
 
 _SIMPLE_MESSAGES = {
@@ -263,7 +312,8 @@ def _problem(error: Any) -> tuple[str, str]:
     message = _SIMPLE_MESSAGES.get(kind, str(error["msg"]).removeprefix("Value error, "))
     if kind == "union_tag_invalid":
         message = (
-            f"{error['input'].get('action')!r} is not an action; use one of {', '.join(ACTIONS)}"
+            f"{quote(error['input'].get('action'))} is not an action; use one of "
+            f"{', '.join(ACTIONS)}"
         )
     elif kind == "extra_forbidden" and field.startswith("run."):
         known = ", ".join(RunParameters.model_fields)
@@ -275,11 +325,19 @@ def _problem(error: Any) -> tuple[str, str]:
     return field, message
 
 
-def parse_event(event: Any) -> StartEvent | StopEvent | CleanupEvent | SweepEvent:
-    """Validate a raw Lambda event against the contract, or raise EventValidationError."""
+def parse_event(event: Any) -> AnyEvent:
+    """Validate a raw Lambda event against the contract, or raise EventValidationError.
+
+    Only a JSON object is an event: a string (even one holding a valid event's JSON) is refused
+    before any parsing, since nothing that builds this function's events sends one.
+    """
+    if not isinstance(event, dict):
+        raise EventValidationError(
+            [("(event)", f"must be a JSON object with an action, not {type(event).__name__}")]
+        )
     try:
         # parse() takes a TypeAdapter at runtime, though its overloads only declare type[T].
-        parsed: StartEvent | StopEvent | CleanupEvent | SweepEvent = parse(  # type: ignore[call-overload]
+        parsed: AnyEvent = parse(  # type: ignore[call-overload]
             event=event, model=_ADAPTER
         )
     except ValidationError as error:

@@ -279,11 +279,14 @@ def stop_run(
     to_terminate: list[str] = []
     foreign: ForeignInstanceError | None = None
     if instance_id is not None:
-        named = _describe_by_id(ec2, instance_id)
+        named = describe_by_id(ec2, instance_id)
         if named is None or named.get("State", {}).get("Name") in GONE_STATES:
             outcome.already_gone.append(instance_id)
         elif (found := tag_value(named, PROJECT_TAG)) != project:
             foreign = ForeignInstanceError(instance_id, project, found)
+        elif (owner := tag_value(named, EXECUTION_TAG)) != execution_arn:
+            # Ours, but another run's: stopping this run must not end that one.
+            foreign = ForeignInstanceError(instance_id, project, found, execution=owner or "")
         else:
             to_terminate.append(instance_id)
     to_terminate.extend(
@@ -301,7 +304,7 @@ def stop_run(
     return outcome
 
 
-def _describe_by_id(ec2: EC2Client, instance_id: str) -> InstanceTypeDef | None:
+def describe_by_id(ec2: EC2Client, instance_id: str) -> InstanceTypeDef | None:
     try:
         with transient_errors_raised_as_launcher_errors("DescribeInstances"):
             response = ec2.describe_instances(InstanceIds=[instance_id])

@@ -13,6 +13,12 @@ from dataclasses import dataclass
 from launcher.errors import LauncherConfigurationError
 
 _LAUNCH_TEMPLATE_ID = re.compile(r"^lt-[0-9a-f]{17}$")
+_STATE_MACHINE_ARN = re.compile(
+    r"arn:aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}:stateMachine:[A-Za-z0-9_-]{1,80}"
+)
+_ACTIVITY_ARN = re.compile(
+    r"arn:aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}:activity:[A-Za-z0-9_-]{1,80}"
+)
 _LAUNCH_TEMPLATE_VERSION = re.compile(r"^(\$Latest|\$Default|[1-9][0-9]*)$")
 # The smallest lifetime that leaves an instance time to boot; anything lower is a typo.
 MIN_INSTANCE_LIFETIME_SECONDS = 300
@@ -42,16 +48,38 @@ def project_name() -> str:
     return _required("PROJECT_NAME")
 
 
+def state_machine_arn() -> str:
+    """STATE_MACHINE_ARN: the only state machine whose executions start may launch for."""
+    value = _required("STATE_MACHINE_ARN")
+    if not _STATE_MACHINE_ARN.fullmatch(value):
+        raise LauncherConfigurationError(
+            f"STATE_MACHINE_ARN={value[:120]!r} is not a Step Functions state machine ARN; set "
+            "it to the workflow's state machine."
+        )
+    return value
+
+
+def activity_arn() -> str:
+    """ACTIVITY_ARN: the run's activity, whose pending task instance_lost fails."""
+    value = _required("ACTIVITY_ARN")
+    if not _ACTIVITY_ARN.fullmatch(value):
+        raise LauncherConfigurationError(
+            f"ACTIVITY_ARN={value[:120]!r} is not a Step Functions activity ARN; set it to the "
+            "workflow module's activity_arn output."
+        )
+    return value
+
+
 def launch_template() -> LaunchTemplateRef:
     """LAUNCH_TEMPLATE_ID and LAUNCH_TEMPLATE_VERSION."""
     template_id = _required("LAUNCH_TEMPLATE_ID")
-    if not _LAUNCH_TEMPLATE_ID.match(template_id):
+    if not _LAUNCH_TEMPLATE_ID.fullmatch(template_id):
         raise LauncherConfigurationError(
             f"LAUNCH_TEMPLATE_ID={template_id!r} is not a launch template id (lt- followed by "
             "17 hex digits); set it to the id output by the launch_template module."
         )
     version = _required("LAUNCH_TEMPLATE_VERSION")
-    if not _LAUNCH_TEMPLATE_VERSION.match(version):
+    if not _LAUNCH_TEMPLATE_VERSION.fullmatch(version):
         raise LauncherConfigurationError(
             f"LAUNCH_TEMPLATE_VERSION={version!r} must be $Latest, $Default or a version "
             "number such as 3."

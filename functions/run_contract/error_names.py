@@ -30,3 +30,6 @@ LAUNCHER_ERRORS = (
 )
 # The launcher's retryable error: the state machine retries it.
 LAUNCHER_TRANSIENT_ERROR = "LauncherTransientError"
+# What the launcher fails a run with when its instance vanished before the run could end
+# (the EC2 state-change rule); a SendTaskFailure or StopExecution error, not an exception.
+INSTANCE_LOST_ERROR = "InstanceLost"

@@ -81,6 +81,8 @@ class FinishedRun:
     """Per instance: from the execution's end to the supervisor seeing it terminated."""
     deliveries: list[Delivery]
     """What the execution-status rule's stand-in delivered to the launcher."""
+    instance_deliveries: list[Delivery]
+    """What the instance-lost rule's stand-in delivered to the launcher."""
 
     @property
     def status(self) -> str:
@@ -247,6 +249,9 @@ def run_case(
                 for i in instances
             },
             deliveries=list(run.watcher.deliveries) if run.watcher else [],
+            instance_deliveries=list(run.instance_watcher.deliveries)
+            if run.instance_watcher
+            else [],
         )
     finally:
         run.stop()

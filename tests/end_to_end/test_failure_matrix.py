@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from local_aws import faults
-from local_aws.local_run import LocalRun, RunOutcome
+from local_aws.local_run import LocalRun, Nets, RunOutcome
 from local_aws.process_machine import KillPoint
 from tests.conftest import MakeRun
 from tests.end_to_end.conftest import (
@@ -205,10 +205,52 @@ def test_04_a_killed_agent_fails_the_run_with_a_heartbeat_timeout(case_04: Finis
 
 # ---- 05: the agent dies before it ever polls -------------------------------------------------
 
+# The unit's ExecStopPost powers off a minute after the agent died; a second here.
+QUICK_POWER_OFF_SECONDS = 1.0
+# From the instance's termination to the execution's end, through the instance-lost rule.
+LOST_WITHIN_SECONDS = 60
 
-def test_05_agent_dies_before_ever_polling(make_run: MakeRun, local_aws: Any) -> None:
+
+@pytest.fixture(scope="module")
+def case_05(case: RunCase) -> FinishedRun:
+    return case(
+        kill_agent=KillPoint.BEFORE_POLL,
+        power_off_after_agent_exit_seconds=QUICK_POWER_OFF_SECONDS,
+    )
+
+
+def test_05_an_agent_dead_before_polling_fails_the_run_with_instance_lost(
+    case_05: FinishedRun,
+) -> None:
+    assert_ended_cleanly(case_05, status="FAILED", error="InstanceLost")
+    assert "before the agent took the run's task" in (case_05.outcome.cause or "")
+
+
+def test_05_the_run_fails_within_a_minute_of_the_instance_going(case_05: FinishedRun) -> None:
+    outcome = case_05.outcome
+    terminated = outcome.terminated_at(case_05.instance_id)
+    assert terminated is not None
+    assert outcome.stopped_at is not None
+    assert outcome.stopped_at - terminated < LOST_WITHIN_SECONDS
+
+
+def test_05_the_launcher_failed_the_pending_task(case_05: FinishedRun) -> None:
+    answers = [d.response for d in case_05.instance_deliveries if isinstance(d.response, dict)]
+    assert [a["outcome"] for a in answers if a["outcome"] != "ignored"] == ["failed_task"]
+
+
+def test_05_the_run_record_names_the_lost_instance(case_05: FinishedRun) -> None:
+    record = json.loads(case_05.results[case_05.results_prefix + "run.json"])
+    assert record["status"] == "FAILED"
+    assert record["error"]["error"] == "InstanceLost"
+
+
+def test_05_without_the_instance_rule_the_state_machine_timeout_and_the_nets_end_it(
+    make_run: MakeRun, local_aws: Any
+) -> None:
     run = make_run(
         settings=settings(execution_timeout_seconds=SHORT_EXECUTION_TIMEOUT_SECONDS),
+        nets=Nets(instance_rule=False),
         kill_agent=KillPoint.BEFORE_POLL,
     )
     watcher, ticker = run.watcher, run.ticker
@@ -497,3 +539,40 @@ def test_15_sigterm_kills_the_model_and_its_children(case_15: FinishedRun) -> No
 
 def test_15_the_agent_still_shuts_down(case_15: FinishedRun) -> None:
     assert case_15.shutdown_calls == ["-h now"]
+
+
+# ---- 16: the instance is terminated under a running model (a person, a spot reclaim) --------
+
+
+CASE_16_HEARTBEAT_TIMEOUT_SECONDS = 30
+
+
+def terminate_once_the_model_runs(run: LocalRun, execution_arn: str) -> None:
+    wait_for_model(run, execution_arn)
+    (instance_id,) = run.instance_states(execution_arn)
+    run.aws.client("ec2").terminate_instances(InstanceIds=[instance_id])
+
+
+@pytest.fixture(scope="module")
+def case_16(case: RunCase) -> FinishedRun:
+    # A heartbeat timeout longer than the rule takes: only the instance-lost rule ends it soon.
+    return case(
+        settings=settings(heartbeat_timeout_seconds=CASE_16_HEARTBEAT_TIMEOUT_SECONDS),
+        model_command=SLEEPER_COMMAND,
+        during=terminate_once_the_model_runs,
+    )
+
+
+def test_16_an_instance_terminated_mid_run_stops_the_run_with_instance_lost(
+    case_16: FinishedRun,
+) -> None:
+    assert_ended_cleanly(case_16, status="ABORTED", error="InstanceLost")
+    assert "while the agent held the run's task" in (case_16.outcome.cause or "")
+
+
+def test_16_the_run_ends_before_its_heartbeat_timeout_could_fire(case_16: FinishedRun) -> None:
+    outcome = case_16.outcome
+    terminated = outcome.terminated_at(case_16.instance_id)
+    assert terminated is not None
+    assert outcome.stopped_at is not None
+    assert outcome.stopped_at - terminated < CASE_16_HEARTBEAT_TIMEOUT_SECONDS

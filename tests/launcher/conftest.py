@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 REGION = "eu-west-1"
 PROJECT = "scheduled-gpu-model"
+# moto's account; the state machine and activity the fixtures create under these names.
+STATE_MACHINE_ARN = f"arn:aws:states:{REGION}:123456789012:stateMachine:{PROJECT}"
+ACTIVITY_ARN = f"arn:aws:states:{REGION}:123456789012:activity:{PROJECT}-run-model"
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 TEMPLATE_INSTANCE_TYPE: Final = "t3.micro"  # the template's own type, which start must override
 TEMPLATE_USER_DATA = "I2Nsb3VkLWNvbmZpZwo="  # base64 of "#cloud-config\n"
@@ -68,6 +71,8 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
     # moto builds its 5,000 default AMIs per backend otherwise: 1.5 s per test for nothing.
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     monkeypatch.setenv("PROJECT_NAME", PROJECT)
+    monkeypatch.setenv("STATE_MACHINE_ARN", STATE_MACHINE_ARN)
+    monkeypatch.setenv("ACTIVITY_ARN", ACTIVITY_ARN)
     monkeypatch.setenv("LAUNCH_TEMPLATE_VERSION", "$Latest")
     monkeypatch.setenv("MAX_INSTANCE_LIFETIME_SECONDS", "7200")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "launcher")
@@ -78,9 +83,11 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
 def aws(env: None) -> Iterator[None]:
     """moto in-process, with the launcher's lazily created clients reset around each test."""
     clients.ec2_client = clients.sfn_client = clients.s3_client = None
+    clients.poll_sfn_client = None
     with mock_aws():
         yield
     clients.ec2_client = clients.sfn_client = clients.s3_client = None
+    clients.poll_sfn_client = None
 
 
 class RefusingClient:

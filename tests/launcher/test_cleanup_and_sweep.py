@@ -8,6 +8,7 @@ from unittest import mock
 
 import pytest
 
+from launcher.errors import EventValidationError
 from tests.launcher.conftest import (
     PROJECT,
     Invoke,
@@ -20,6 +21,7 @@ from tests.launcher.conftest import (
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_stepfunctions import SFNClient
 
 OTHER_EXECUTION = (
     "arn:aws:states:eu-west-1:123456789012:execution:scheduled-gpu-model:weekly-2024-12-31"
@@ -40,6 +42,13 @@ def _launched_ago(
 
 
 @pytest.fixture
+def ended(workflow: Workflow, sfn: SFNClient) -> Workflow:
+    """The workflow, its execution stopped (ABORTED): cleanup acts only on ended executions."""
+    sfn.stop_execution(executionArn=workflow.execution_arn)
+    return workflow
+
+
+@pytest.fixture
 def run_tags(workflow: Workflow) -> dict[str, str]:
     return {"Project": PROJECT, "StepFunctionsExecution": workflow.execution_arn}
 
@@ -47,7 +56,7 @@ def run_tags(workflow: Workflow) -> dict[str, str]:
 def test_cleanup_terminates_every_instance_of_the_execution(
     *,
     invoke: Invoke,
-    workflow: Workflow,
+    ended: Workflow,
     ec2: EC2Client,
     launch_template: Template,
     network: Network,
@@ -56,7 +65,7 @@ def test_cleanup_terminates_every_instance_of_the_execution(
     first = launch_tagged(ec2, launch_template, network.subnet_ids[0], run_tags)
     second = launch_tagged(ec2, launch_template, network.subnet_ids[1], run_tags)
     result = invoke(
-        {"action": "cleanup", "execution_arn": workflow.execution_arn, "status": "ABORTED"}
+        {"action": "cleanup", "execution_arn": ended.execution_arn, "status": "ABORTED"}
     )
     assert sorted(result["terminated"]) == sorted([first, second])
     assert result["already_gone"] == []
@@ -65,7 +74,7 @@ def test_cleanup_terminates_every_instance_of_the_execution(
 
 def test_cleanup_leaves_other_executions_and_untagged_instances_alone(
     invoke: Invoke,
-    workflow: Workflow,
+    ended: Workflow,
     ec2: EC2Client,
     launch_template: Template,
     network: Network,
@@ -81,22 +90,50 @@ def test_cleanup_leaves_other_executions_and_untagged_instances_alone(
         ec2,
         launch_template,
         network.subnet_ids[0],
-        {"StepFunctionsExecution": workflow.execution_arn},
+        {"StepFunctionsExecution": ended.execution_arn},
     )
     result = invoke(
-        {"action": "cleanup", "execution_arn": workflow.execution_arn, "status": "TIMED_OUT"}
+        {"action": "cleanup", "execution_arn": ended.execution_arn, "status": "TIMED_OUT"}
     )
     assert result == {"terminated": [], "already_gone": []}
     assert {_state(ec2, other_run), _state(ec2, not_ours)} == {"running"}
 
 
 def test_cleanup_with_nothing_left_succeeds(
-    invoke: Invoke, workflow: Workflow, launch_template: Template
+    invoke: Invoke, ended: Workflow, launch_template: Template
 ) -> None:
     result = invoke(
-        {"action": "cleanup", "execution_arn": workflow.execution_arn, "status": "SUCCEEDED"}
+        {"action": "cleanup", "execution_arn": ended.execution_arn, "status": "SUCCEEDED"}
     )
     assert result == {"terminated": [], "already_gone": []}
+
+
+def test_cleanup_of_a_running_execution_terminates_nothing(
+    *,
+    invoke: Invoke,
+    workflow: Workflow,
+    ec2: EC2Client,
+    launch_template: Template,
+    network: Network,
+    run_tags: dict[str, str],
+) -> None:
+    live = launch_tagged(ec2, launch_template, network.subnet_ids[0], run_tags)
+
+    # The event claims the execution ended; Step Functions says it is RUNNING.
+    with pytest.raises(EventValidationError, match="the execution is RUNNING") as refused:
+        invoke(
+            {"action": "cleanup", "execution_arn": workflow.execution_arn, "status": "SUCCEEDED"}
+        )
+
+    assert refused.value.fields == ["status"]
+    assert _state(ec2, live) == "running"
+
+
+def test_cleanup_of_an_execution_step_functions_does_not_know_is_refused(
+    invoke: Invoke, workflow: Workflow
+) -> None:
+    with pytest.raises(EventValidationError, match="not an execution Step Functions knows"):
+        invoke({"action": "cleanup", "execution_arn": OTHER_EXECUTION, "status": "FAILED"})
 
 
 def test_sweep_terminates_project_instances_older_than_the_lifetime(

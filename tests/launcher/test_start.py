@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from launcher import clients
+from launcher.errors import EventValidationError
 from launcher.instances import client_token
 from tests.launcher.conftest import (
     PROJECT,
@@ -22,6 +24,7 @@ from tests.launcher.conftest import (
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_stepfunctions import SFNClient
 
 
 def _project_instances(ec2: EC2Client) -> list[Any]:
@@ -208,3 +211,50 @@ def test_a_token_answered_with_a_terminated_instance_launches_a_new_one(
 
 class _Ok:
     status_code = 200
+
+
+# ---- start confirms the execution with Step Functions ---------------------------------------
+
+
+def test_start_for_an_execution_that_is_over_launches_nothing(
+    invoke: Invoke, start_event: dict[str, Any], sfn: SFNClient, aws_calls: CallLog
+) -> None:
+    sfn.stop_execution(executionArn=start_event["execution_arn"])
+
+    with pytest.raises(EventValidationError, match="the execution is ABORTED, not RUNNING"):
+        invoke(start_event)
+
+    assert "RunInstances" not in aws_calls.operations("ec2")
+
+
+def test_start_for_an_execution_step_functions_does_not_know_launches_nothing(
+    invoke: Invoke, start_event: dict[str, Any], aws_calls: CallLog
+) -> None:
+    start_event["execution_arn"] = start_event["execution_arn"].replace(
+        "weekly-2025-01-07", "invented"
+    )
+    start_event["execution_name"] = "invented"
+
+    with pytest.raises(EventValidationError, match="not an execution Step Functions knows"):
+        invoke(start_event)
+
+    assert "RunInstances" not in aws_calls.operations("ec2")
+
+
+def test_start_for_an_execution_of_another_state_machine_launches_nothing(
+    invoke: Invoke, start_event: dict[str, Any], sfn: SFNClient, aws_calls: CallLog
+) -> None:
+    other = sfn.create_state_machine(
+        name="someone-elses-machine",
+        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/other",
+    )["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=other, name="their-run")["executionArn"]
+    # The event's fields agree with each other and with Step Functions; only the launcher's
+    # own STATE_MACHINE_ARN says the run is not this launcher's.
+    start_event.update(state_machine_arn=other, execution_arn=execution, execution_name="their-run")
+
+    with pytest.raises(EventValidationError, match="not the state machine this launcher serves"):
+        invoke(start_event)
+
+    assert "RunInstances" not in aws_calls.operations("ec2")

@@ -132,8 +132,16 @@ def test_stop_leaves_other_executions_instances_alone(
 
 @pytest.mark.parametrize(
     "tags",
-    [{}, {"Project": "someone-elses-project"}],
-    ids=["no-project-tag", "other-project"],
+    [
+        {},
+        {"Project": "someone-elses-project"},
+        {
+            "Project": "scheduled-gpu-model",
+            "StepFunctionsExecution": "arn:aws:states:eu-west-1:123456789012:execution:"
+            "scheduled-gpu-model:another-run",
+        },
+    ],
+    ids=["no-project-tag", "other-project", "other-execution"],
 )
 def test_stop_refuses_a_foreign_instance_and_leaves_it_running(
     *,

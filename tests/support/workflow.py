@@ -57,7 +57,7 @@ def deploy_weekly_run(make_run: Callable[..., LocalRun]) -> WeeklyRun:
     run = make_run(
         publish=False,
         backend=IdleBackend(),
-        nets=Nets(execution_rule=False, sweeper=False),
+        nets=Nets(execution_rule=False, instance_rule=False, sweeper=False),
         settings={
             "instance_types": tuple(DEFAULTS["instance_types"]),
             "run_parameters": DEFAULTS["parameters"],

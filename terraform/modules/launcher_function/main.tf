@@ -164,10 +164,19 @@ data "aws_iam_policy_document" "this" {
     resources = [local.state_machine_arn]
   }
 
+  # start and cleanup confirm an execution's status instead of trusting their event;
+  # instance_lost reads where the run is and fails it (StopExecution) when its instance is gone.
   statement {
     sid       = "DescribeExecutionsOfThisStateMachine"
-    actions   = ["states:DescribeExecution"]
+    actions   = ["states:DescribeExecution", "states:GetExecutionHistory", "states:StopExecution"]
     resources = [local.executions_arn]
+  }
+
+  # instance_lost fails the run's pending task when no agent ever took it.
+  statement {
+    sid       = "FailTheRunsPendingTask"
+    actions   = ["states:GetActivityTask", "states:SendTaskFailure"]
+    resources = [var.activity_arn]
   }
 
   # stop writes a minimal run record when the agent wrote none; GetObject lets it tell "exists"
@@ -256,6 +265,8 @@ resource "aws_lambda_function" "this" {
       LAUNCH_TEMPLATE_ID            = var.launch_template_id
       LAUNCH_TEMPLATE_VERSION       = var.launch_template_version
       PROJECT_NAME                  = var.project_name
+      STATE_MACHINE_ARN             = local.state_machine_arn
+      ACTIVITY_ARN                  = var.activity_arn
       MAX_INSTANCE_LIFETIME_SECONDS = tostring(var.max_instance_lifetime_seconds)
       POWERTOOLS_SERVICE_NAME       = "launcher"
       POWERTOOLS_METRICS_NAMESPACE  = var.project_name

@@ -121,6 +121,16 @@ variable "ami_ssm_parameter" {
   default     = null
 }
 
+variable "activity_arn" {
+  description = "ARN of the run's Step Functions activity: instance_lost fails its pending task when the run's instance is gone before an agent took it."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:states:[a-z0-9-]+:[0-9]{12}:activity:[A-Za-z0-9_-]{1,80}$", var.activity_arn))
+    error_message = "activity_arn: must be a Step Functions activity ARN."
+  }
+}
+
 variable "state_machine_name" {
   description = "Name of the workflow's state machine. Its ARN is built from the name, so the function's policy does not depend on the state machine (which depends on the function)."
   type        = string

@@ -52,7 +52,58 @@ resource "aws_lambda_permission" "cleanup" {
   source_account = data.aws_caller_identity.current.account_id
 }
 
-# Undelivered cleanup and sweep events land here (and the sweeper's next tick retries anyway).
+# Net 2c: an instance that goes away before its run ended (the agent died before polling, the
+# hard deadline, a person, a spot reclaim) fails its execution at once instead of at the state
+# machine's timeout. EC2 state-change events carry no tags: the launcher keeps only instances
+# with the project's tag, and only while their execution still waits on them.
+resource "aws_cloudwatch_event_rule" "instance_lost" {
+  name        = "${var.name}-instance-lost"
+  description = "EC2 instances shutting down or terminated -> launcher instance_lost (it keeps only ${var.name}'s)"
+
+  event_pattern = jsonencode({
+    source        = ["aws.ec2"]
+    "detail-type" = ["EC2 Instance State-change Notification"]
+    detail = {
+      state = ["shutting-down", "terminated"]
+    }
+  })
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_event_target" "instance_lost" {
+  rule      = aws_cloudwatch_event_rule.instance_lost.name
+  target_id = "launcher-instance-lost"
+  arn       = var.launcher_function_arn
+
+  input_transformer {
+    input_paths = {
+      instance_id = "$.detail.instance-id"
+      state       = "$.detail.state"
+    }
+    input_template = "{\"action\":\"instance_lost\",\"instance_id\":<instance_id>,\"state\":<state>}"
+  }
+
+  retry_policy {
+    maximum_retry_attempts       = var.retry.maximum_retry_attempts
+    maximum_event_age_in_seconds = var.retry.maximum_event_age_in_seconds
+  }
+
+  dead_letter_config {
+    arn = aws_sqs_queue.dlq.arn
+  }
+}
+
+resource "aws_lambda_permission" "instance_lost" {
+  statement_id   = "AllowInstanceLostFromEc2StateRule"
+  action         = "lambda:InvokeFunction"
+  function_name  = var.launcher_function_name
+  principal      = "events.${data.aws_partition.current.dns_suffix}"
+  source_arn     = aws_cloudwatch_event_rule.instance_lost.arn
+  source_account = data.aws_caller_identity.current.account_id
+}
+
+# Undelivered cleanup, instance-lost and sweep events land here (and the sweeper's next tick retries anyway).
 resource "aws_sqs_queue" "dlq" {
   name                      = "${var.name}-safety-nets-dlq"
   sqs_managed_sse_enabled   = true
@@ -75,7 +126,10 @@ data "aws_iam_policy_document" "dlq" {
     condition {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
-      values   = [aws_cloudwatch_event_rule.execution_ended_badly.arn]
+      values = [
+        aws_cloudwatch_event_rule.execution_ended_badly.arn,
+        aws_cloudwatch_event_rule.instance_lost.arn,
+      ]
     }
   }
 }
