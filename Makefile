@@ -7,6 +7,8 @@ SCAN_VENV := .venv-scan
 STAMP := $(VENV)/.installed
 SCAN_STAMP := $(SCAN_VENV)/.installed
 ARGS ?=
+# pytest-xdist workers: the end-to-end tests mostly wait on events, so two share two cores well.
+TEST_WORKERS ?= 2
 # pytest-terraform needs a terraform on PATH at start-up: fall back to the venv's 1.0.3 binary
 # (a system terraform >= 1.5, needed by the opt-in live test, still wins).
 export PATH := $(PATH):$(CURDIR)/$(VENV)/bin
@@ -28,11 +30,11 @@ $(SCAN_STAMP): requirements-scan.txt
 
 ## test: static checks, then the whole test suite (what CI runs)
 test: lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
-## unit: the test suite without the static checks
+## unit: the fast tests (everything but the end-to-end runs marked slow), no static checks
 unit: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 ## lint: terraform fmt, offline schema check, checkov, trivy, ruff, mypy
 lint: $(STAMP) $(SCAN_STAMP)
