@@ -40,7 +40,8 @@ from instance_agent.run_metrics import build_emf, emit, read_uptime_seconds, run
 from instance_agent.run_record import cost_record, write_record
 from instance_agent.runner import RunPaths, build_command, run_model, write_task_input
 from instance_agent.storage import PreparedStorage
-from run_contract.run_record import new_record
+from run_contract.error_names import TASK_LOST_ERROR
+from run_contract.run_record import corrected, new_record
 from run_contract.s3_layout import RESULTS_MANIFEST
 
 log = logging.getLogger("instance_agent.agent")
@@ -179,6 +180,10 @@ class Agent:
         self.heartbeat: Heartbeat | None = None
         self.copy_report: CopyReportLike | None = None
         self.results_files = 0
+        # The SUCCEEDED record and the manifest, once written: retracted if the run then fails
+        # to report, so neither says SUCCEEDED for an execution that did not succeed.
+        self._success_record: dict[str, Any] | None = None
+        self._manifest_key: str | None = None
         self._started = clock()
         self._shutting_down = False
         # Seconds since boot when the agent started: the boot-to-agent metric.
@@ -206,6 +211,10 @@ class Agent:
     def _handle_failure(self, failure: BaseException) -> None:
         if isinstance(failure, TaskLostError):
             log.error("task lost: %s; nothing more to report", failure)
+            if self.task is not None:
+                self._retract_success(
+                    self.task, TASK_LOST_ERROR, f"{failure}: the execution did not take this run"
+                )
         elif isinstance(failure, NoTaskError):
             log.error("%s", failure)
         elif isinstance(failure, Terminated) and self.task is None:
@@ -239,8 +248,10 @@ class Agent:
     def _phases(self) -> None:
         config = self.config
         started = self.clock()
-        self.identity = identity = self.services.identity()
-        self._timed("identity", started)
+        try:
+            self.identity = identity = self.services.identity()
+        finally:
+            self._timed("identity", started)
         log.info(
             "instance %s (%s in %s)",
             identity.instance_id,
@@ -249,8 +260,10 @@ class Agent:
         )
 
         started = self.clock()
-        storage = self.services.prepare_storage(config.storage)
-        self._timed("storage", started)
+        try:
+            storage = self.services.prepare_storage(config.storage)
+        finally:
+            self._timed("storage", started)
         model_dir = storage.path / "model"
         configured = S3Location(config.model.bucket, config.model.prefix)
         self.copy_job = CopyJob(self.services.copy_model, self.services.s3, configured, model_dir)
@@ -258,8 +271,10 @@ class Agent:
         self.copy_job.start()
 
         started = self.clock()
-        task = self._wait_for_task()
-        self._timed("wait_for_task", started)
+        try:
+            task = self._wait_for_task()
+        finally:
+            self._timed("wait_for_task", started)
         self.task = task
         log.info(
             "task for execution %s (results s3://%s/%s)",
@@ -308,9 +323,11 @@ class Agent:
             self.copy_job.start()
             prefetch = self.copy_job
         started = self.clock()
-        self.copy_report = prefetch.wait(self.abort)
-        self._timed("model_copy_wait", started)
-        self._timed("model_copy", copy_started)
+        try:
+            self.copy_report = prefetch.wait(self.abort)
+        finally:  # a failed copy ran too: its time is recorded on every path
+            self._timed("model_copy_wait", started)
+            self._timed("model_copy", copy_started)
 
     def _run_and_report(self, task: ActivityTask, root: Path, model_dir: Path) -> None:
         config = self.config
@@ -322,34 +339,41 @@ class Agent:
         paths = RunPaths(model_dir, output_dir, task_input_path, task.input.execution_name)
         runtime = task.input.max_runtime_seconds or config.max_runtime_seconds
         started = self.clock()
-        run_model(
-            build_command(config.run, paths),
-            runtime,
-            kill_grace_seconds=config.run.kill_grace_seconds,
-            cancel=self.abort,
-            cwd=root,
-        )
-        self._timed("model_run", started)
+        try:
+            run_model(
+                build_command(config.run, paths),
+                runtime,
+                kill_grace_seconds=config.run.kill_grace_seconds,
+                cancel=self.abort,
+                cwd=root,
+            )
+        finally:
+            self._timed("model_run", started)
         if self.abort.is_set():
             raise TaskLostError("the task was lost while the model ran")
 
         started = self.clock()
 
         def record_success(files: int, _bytes: int) -> None:
-            # Between the result files and the manifest: the manifest stays last.
+            # Between the result files and the manifest: the manifest stays last. Written
+            # before SendTaskSuccess because stop terminates the instance right after it; a
+            # report that then fails retracts both (_retract_success).
             self._timed("results_upload", started)
             self.results_files = files
-            self._write_record(task, "SUCCEEDED", None)
+            self._success_record = self._write_record(task, "SUCCEEDED", None)
+            self._manifest_key = task.input.results.prefix + RESULTS_MANIFEST
 
-        results = upload_results(
-            self.services.s3,
-            output_dir,
-            task.input.results.bucket,
-            task.input.results.prefix,
-            before_manifest=record_success,
-        )
-        self._timed("results_upload", started)
-        self._timed("total", self._started)
+        try:
+            results = upload_results(
+                self.services.s3,
+                output_dir,
+                task.input.results.bucket,
+                task.input.results.prefix,
+                before_manifest=record_success,
+            )
+        finally:
+            self._timed("results_upload", started)
+            self._timed("total", self._started)
         if self.heartbeat is not None:
             self.heartbeat.stop()
         if self.abort.is_set():
@@ -418,7 +442,9 @@ class Agent:
                     return
                 log.info("polling for the task to report %s", error)
                 self.task = self._wait_for_task()
-            self._write_record(self.task, "FAILED", (error, message))
+            if self._success_record is None:
+                self._write_record(self.task, "FAILED", (error, message))
+            self._retract_success(self.task, error, message)
             tail = self.tail.text() if self.tail is not None else ""
             sent = send_failure(
                 self.services.sfn, self.task.token, error, build_cause(message, tail)
@@ -433,7 +459,32 @@ class Agent:
     def _lifetime_seconds(self) -> float | None:
         return read_uptime_seconds(Path(self.config.metrics.uptime_file))
 
-    def _write_record(self, task: ActivityTask, status: str, error: tuple[str, str] | None) -> None:
+    def _retract_success(self, task: ActivityTask, error: str, message: str) -> None:
+        """A SUCCEEDED record written before a failure becomes FAILED (with a ``correction``)
+        and the manifest goes: the run did not report success, so its results are not the
+        execution's. Nothing to do when neither was written."""
+        record, self._success_record = self._success_record, None
+        results = task.input.results
+        if record is not None:
+            try:
+                fixed = corrected(record, error=(error, message[:2000]), by="agent")
+                write_record(self.services.s3, results.bucket, results.prefix, fixed)
+            except Exception:
+                log.exception("could not correct the run record; the launcher's stop checks it")
+        manifest_key, self._manifest_key = self._manifest_key, None
+        if manifest_key is not None:
+            try:
+                self.services.s3.delete_object(Bucket=results.bucket, Key=manifest_key)
+                log.warning(
+                    "deleted s3://%s/%s: the run did not succeed", results.bucket, manifest_key
+                )
+            except Exception:
+                log.exception("could not delete the results manifest %s", manifest_key)
+
+    def _write_record(
+        self, task: ActivityTask, status: str, error: tuple[str, str] | None
+    ) -> dict[str, Any] | None:
+        """Build and PUT the record; the record, or None when it could not be written."""
         identity = self.identity
         instance = {
             "instance_id": identity.instance_id if identity else task.input.instance_id,
@@ -491,6 +542,8 @@ class Agent:
             log.exception(
                 "could not write the run record; the launcher's stop writes a minimal one"
             )
+            return None
+        return record
 
     def _emit_metrics(self, *, succeeded: bool) -> None:
         try:

@@ -35,7 +35,7 @@ from local_aws.safety_nets import (
 )
 from local_aws.server import LocalAws
 from local_aws.supervisor import InstanceEvent, InstanceSupervisor
-from run_contract.s3_layout import NOT_FOUND_CODES, RESULTS_MANIFEST, results_prefix
+from run_contract.s3_layout import NOT_FOUND_CODES, RESULTS_MANIFEST, RUN_RECORD, results_prefix
 from run_contract.statuses import TERMINAL_STATUSES
 from run_contract.tags import EXECUTION_TAG
 
@@ -154,6 +154,8 @@ class RunOutcome:
     bucket: str
     results_prefix: str
     manifest_present: bool
+    # run.json's timings (every phase the agent ran, failures included), None without a record.
+    record_timings: Mapping[str, float] | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -428,7 +430,24 @@ class LocalRun:
             bucket=self.deployed.bucket_name,
             results_prefix=prefix,
             manifest_present=self.manifest_present(prefix),
+            record_timings=self.record_timings(prefix),
         )
+
+    def record_timings(self, results_prefix: str) -> Mapping[str, float] | None:
+        """The ``timings`` of the run's run.json, or None when there is none (or it is bad)."""
+        try:
+            body = self._s3.get_object(
+                Bucket=self.deployed.bucket_name, Key=results_prefix + RUN_RECORD
+            )["Body"].read()
+        except self._s3.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in NOT_FOUND_CODES:
+                return None
+            raise
+        try:
+            timings = json.loads(body).get("timings")
+        except (ValueError, AttributeError):
+            return None
+        return timings if isinstance(timings, dict) and timings else None
 
     def live_processes(self) -> set[int]:
         """Every agent or model process the supervisor started that is still alive."""

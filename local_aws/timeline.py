@@ -12,7 +12,8 @@ Where each phase's times come from:
 - stop: RunModel exited -> StopInstance exited or the instance was seen terminated, whichever
   is later.
 
-The agent reports ``timings`` only on success; on a failed run copy/run/upload stay open.
+The agent reports ``timings`` in its success output and in run.json on every path: on a failed
+run the record's timings show the phases that ran, and a phase without a timing is not reached.
 """
 
 from __future__ import annotations
@@ -77,8 +78,12 @@ def compute_phases(
     history: Sequence[HistoryEvent],
     instance_events: Sequence[InstanceEvent],
     instance_state: str | None = None,
+    record_timings: Mapping[str, float] | None = None,
 ) -> list[Phase]:
-    """Every phase in PHASES order, from what is known so far (works on a running execution)."""
+    """Every phase in PHASES order, from what is known so far (works on a running execution).
+
+    The agent's phases come from its success output, or else from the run record's timings
+    (``record_timings``), which hold the phases that ran on failed runs too."""
     phases: dict[str, Phase] = {}
     deploy_start, deploy_end = deploy_window or (None, None)
     phases["deploy"] = Phase("deploy", deploy_start, deploy_end, "Terraform's resources + model")
@@ -101,16 +106,30 @@ def compute_phases(
         "agent up, instance store mounted, task taken",
     )
 
-    timings = _timings(history)
+    timings = _timings(history) or record_timings
     if timings is not None and taken is not None:
         copy_start = taken.at - float(timings.get("wait_for_task", 0.0))
         copy_end = copy_start + float(timings.get("model_copy", 0.0))
         run_start = taken.at + float(timings.get("model_copy_wait", 0.0))
         run_end = run_start + float(timings.get("model_run", 0.0))
         upload_end = run_end + float(timings.get("results_upload", 0.0))
-        phases["copy"] = Phase("copy", copy_start, copy_end, "model from S3 to the store")
-        phases["run"] = Phase("run", run_start, run_end, "the model command")
-        phases["upload"] = Phase("upload", run_end, upload_end, "results, manifest last")
+        # A phase the agent never reached has no timing: it stays "not reached".
+        reached = {
+            "copy": "model_copy" in timings,
+            "run": "model_run" in timings,
+            "upload": "results_upload" in timings,
+        }
+        spans = {
+            "copy": (copy_start, copy_end, "model from S3 to the store"),
+            "run": (run_start, run_end, "the model command"),
+            "upload": (run_end, upload_end, "results, manifest last"),
+        }
+        for name, (start, end, note) in spans.items():
+            phases[name] = (
+                Phase(name, start, end, note)
+                if reached[name]
+                else Phase(name, None, None, "not reached by the agent")
+            )
     else:
         for name in ("copy", "run", "upload"):
             phases[name] = Phase(name, None, None, "no timings from the agent")
@@ -137,6 +156,7 @@ def phases_of(outcome: RunOutcome, deploy_window: tuple[float, float] | None) ->
         history=outcome.history,
         instance_events=outcome.instance_events,
         instance_state=", ".join(sorted(states)) if states else None,
+        record_timings=outcome.record_timings,
     )
 
 

@@ -83,9 +83,11 @@ def _stop(event: StopEvent) -> dict[str, Any]:
     outcome = instances.stop_run(
         clients.ec2(), settings.project_name(), event.execution_arn, instance_id
     )
-    # After the termination, which matters more; a record the agent wrote is kept.
-    written = run_record.write_if_missing(clients.s3(), clients.ec2(), event, datetime.now(UTC))
-    _count("RunRecordsWritten", int(written))
+    # After the termination, which matters more: a record the agent wrote is kept unless the
+    # workflow's error contradicts it.
+    recorded = run_record.record_the_run(clients.s3(), clients.ec2(), event, datetime.now(UTC))
+    _count("RunRecordsWritten", int(recorded == "written"))
+    _count("RunRecordsCorrected", int(recorded == "corrected"))
     return _terminated(outcome)
 
 

@@ -33,3 +33,6 @@ LAUNCHER_TRANSIENT_ERROR = "LauncherTransientError"
 # What the launcher fails a run with when its instance vanished before the run could end
 # (the EC2 state-change rule); a SendTaskFailure or StopExecution error, not an exception.
 INSTANCE_LOST_ERROR = "InstanceLost"
+# What the agent records in run.json (never sends: the task is gone) when its task ended
+# before it could report, e.g. SendTaskSuccess after the heartbeat timed out.
+TASK_LOST_ERROR = "TaskLost"

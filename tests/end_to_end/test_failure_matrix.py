@@ -22,6 +22,7 @@ import pytest
 from local_aws import faults
 from local_aws.local_run import LocalRun, Nets, RunOutcome
 from local_aws.process_machine import KillPoint
+from local_aws.timeline import phases_of
 from tests.conftest import MakeRun
 from tests.end_to_end.conftest import (
     AGENT_CONFIG,
@@ -166,6 +167,16 @@ def test_02_the_cause_starts_with_the_exit_code_and_carries_stderr(case_02: Fini
 
 def test_02_a_failed_model_uploads_no_results(case_02: FinishedRun) -> None:
     assert model_results(case_02) == {}
+
+
+def test_02_the_record_and_the_timeline_show_the_phases_that_ran(case_02: FinishedRun) -> None:
+    timings = case_02.outcome.record_timings or {}
+    assert {"model_copy", "model_run"} <= set(timings), timings
+    assert "results_upload" not in timings
+    done = {phase.name: phase.done for phase in phases_of(case_02.outcome, None)}
+    assert done["copy"], done
+    assert done["run"], done
+    assert not done["upload"], done
 
 
 def test_02_the_agent_still_shuts_down_and_exits_1(case_02: FinishedRun) -> None:

@@ -15,7 +15,9 @@ import pytest
 from instance_agent.agent import Agent
 from instance_agent.config import AgentConfig, parse_config
 from instance_agent.run_metrics import METRIC_UNITS, build_emf, read_uptime_seconds
-from tests.instance_agent.fakes import BUCKET, SCORE, World
+from run_contract.error_names import TASK_LOST_ERROR
+from run_contract.run_record import check_record
+from tests.instance_agent.fakes import BUCKET, SCORE, World, client_error
 
 RECORD_KEY = "runs/run-1/run.json"
 FAILING = "import sys; print('CUDA out of memory'); sys.exit(4)"
@@ -141,6 +143,60 @@ def test_a_failed_model_command_writes_a_failed_run_json_naming_the_error(
     assert "exited with code 4" in written["error"]["cause"]
     assert written["output"] is None
     assert world.sfn.failures[0]["error"] == "ModelCommandFailed"
+
+
+def test_a_failed_run_records_the_phases_that_ran_in_run_json_and_the_metrics(
+    world: World, base_config: dict[str, Any], uptime: Path
+) -> None:
+    config = make_config(base_config, FAILING, uptime)
+    assert Agent(config, world.services()).run() == 1
+
+    timings = record(world)["timings"]
+    assert {"identity", "storage", "wait_for_task", "model_copy", "model_run"} <= set(timings)
+    assert "results_upload" not in timings  # never reached
+    (line,) = emf_lines(config)
+    assert line["ModelRunSeconds"] == timings["model_run"]
+    assert line["RunFailed"] == 1.0
+
+
+def test_a_success_report_that_fails_retracts_the_record_and_the_manifest(
+    world: World, base_config: dict[str, Any], uptime: Path
+) -> None:
+    def too_late(taskToken: str, output: str) -> None:  # noqa: N803 - boto3's name
+        raise client_error("TaskTimedOut", "SendTaskSuccess")
+
+    world.sfn.send_task_success = too_late  # type: ignore[method-assign]
+    assert Agent(make_config(base_config, SCORE, uptime), world.services()).run() == 1
+
+    written = record(world)
+    check_record(written)
+    assert written["status"] == "FAILED"
+    assert written["error"]["error"] == TASK_LOST_ERROR
+    assert "TaskTimedOut" in written["error"]["cause"]
+    assert written["output"] is None
+    assert written["correction"]["by"] == "agent"
+    assert written["correction"]["status_was"] == "SUCCEEDED"
+    keys = {o["Key"] for o in world.s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
+    assert "runs/run-1/_manifest.json" not in keys
+    assert "runs/run-1/scores.json" in keys  # the files stay; nothing says they are complete
+    assert world.shutdowns == ["run failed"]
+
+
+def test_a_success_report_refused_otherwise_is_reported_as_a_failure_and_retracted(
+    world: World, base_config: dict[str, Any], uptime: Path
+) -> None:
+    def denied(taskToken: str, output: str) -> None:  # noqa: N803 - boto3's name
+        raise client_error("AccessDeniedException", "SendTaskSuccess")
+
+    world.sfn.send_task_success = denied  # type: ignore[method-assign]
+    assert Agent(make_config(base_config, SCORE, uptime), world.services()).run() == 1
+
+    written = record(world)
+    assert written["status"] == "FAILED"
+    assert written["error"]["error"] == world.sfn.failures[0]["error"] == "AgentError"
+    assert written["correction"]["status_was"] == "SUCCEEDED"
+    keys = {o["Key"] for o in world.s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
+    assert "runs/run-1/_manifest.json" not in keys
 
 
 def test_the_cost_estimate_is_the_instance_lifetime_at_the_types_price(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from run_contract.run_record import check_record, new_record
 from tests.launcher.conftest import RUN_RECORDS_BUCKET as BUCKET
 from tests.launcher.conftest import Invoke, Workflow, instance_of
 
@@ -103,6 +104,84 @@ def test_the_agents_record_is_never_overwritten(
     invoke(stop_event(workflow, started, None))
 
     assert record(s3, workflow) == agents
+
+
+def agents_success_record(workflow: Workflow, instance: dict[str, Any]) -> dict[str, Any]:
+    return new_record(
+        written_by="agent",
+        execution_name=workflow.execution_name,
+        execution_arn=workflow.execution_arn,
+        status="SUCCEEDED",
+        error=None,
+        run_input=RUN,
+        instance={k: instance[k] for k in ("instance_id", "instance_type", "availability_zone")},
+        timings={"model_run": 61.0},
+        lifetime_seconds=300.0,
+        model=None,
+        output={
+            "bucket": BUCKET,
+            "prefix": f"runs/{workflow.execution_name}/",
+            "manifest_key": f"runs/{workflow.execution_name}/_manifest.json",
+        },
+        cost=None,
+        cost_note="test",
+    )
+
+
+def put_json(s3: Any, key: str, body: dict[str, Any]) -> None:
+    s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(body).encode())
+
+
+def test_a_succeeded_record_the_workflows_error_contradicts_is_corrected_and_its_manifest_goes(
+    invoke: Invoke,
+    start_event: dict[str, Any],
+    workflow: Workflow,
+    s3: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    started = invoke(start_event)
+    prefix = f"runs/{workflow.execution_name}/"
+    put_json(s3, prefix + "run.json", agents_success_record(workflow, started))
+    put_json(s3, prefix + "_manifest.json", {"files": []})
+    capsys.readouterr()
+    error = {"Error": "States.Timeout", "Cause": "SendTaskSuccess came after the heartbeat"}
+
+    invoke(stop_event(workflow, started, error))
+
+    fixed = record(s3, workflow)
+    check_record(fixed)
+    assert fixed["status"] == "FAILED"
+    assert fixed["error"] == {"error": "States.Timeout", "cause": error["Cause"]}
+    assert fixed["output"] is None
+    assert fixed["correction"]["by"] == "launcher"
+    assert fixed["correction"]["status_was"] == "SUCCEEDED"
+    assert fixed["timings"] == {"model_run": 61.0}  # what the agent measured is kept
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+    assert [o["Key"] for o in listed["Contents"]] == [prefix + "run.json"]
+    assert emf_metrics(capsys.readouterr().out)["RunRecordsCorrected"] == 1
+
+
+def test_a_failed_record_of_the_agent_is_kept_as_it_wrote_it(
+    invoke: Invoke, start_event: dict[str, Any], workflow: Workflow, s3: Any
+) -> None:
+    started = invoke(start_event)
+    agents = agents_success_record(workflow, started)
+    agents.update(status="FAILED", output=None, error={"error": "ModelCommandFailed", "cause": ""})
+    put_json(s3, f"runs/{workflow.execution_name}/run.json", agents)
+
+    invoke(stop_event(workflow, started, {"Error": "ModelCommandFailed", "Cause": "exit 2"}))
+
+    assert record(s3, workflow) == agents
+
+
+def test_a_minimal_success_record_names_the_manifest_only_when_it_exists(
+    invoke: Invoke, start_event: dict[str, Any], workflow: Workflow, s3: Any
+) -> None:
+    started = invoke(start_event)
+
+    invoke(stop_event(workflow, started, None))
+
+    assert record(s3, workflow)["output"] is None
 
 
 def test_a_record_that_cannot_be_written_does_not_stop_the_termination(

@@ -48,6 +48,13 @@ data "aws_iam_policy_document" "this" {
     resources = ["${var.model_bucket_arn}/${var.write_prefix}*"]
   }
 
+  # A run whose success report failed retracts its manifest (and rewrites run.json as FAILED).
+  statement {
+    sid       = "RetractResultsManifests"
+    actions   = ["s3:DeleteObject"]
+    resources = ["${var.model_bucket_arn}/${var.write_prefix}*/_manifest.json"]
+  }
+
   statement {
     sid = "ServeThisActivityOnly"
     actions = [

@@ -187,6 +187,13 @@ data "aws_iam_policy_document" "this" {
     resources = ["${var.run_records_bucket_arn}/${var.run_records_prefix}*"]
   }
 
+  # stop corrects a SUCCEEDED record the workflow's error contradicts: that run's manifest goes.
+  statement {
+    sid       = "RetractResultsManifests"
+    actions   = ["s3:DeleteObject"]
+    resources = ["${var.run_records_bucket_arn}/${var.run_records_prefix}*/_manifest.json"]
+  }
+
   statement {
     sid       = "WriteOwnLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]

@@ -284,7 +284,7 @@ resource "aws_cloudwatch_dashboard" "this" {
           stat   = "Sum"
           period = 86400
           metrics = [
-            for m in ["CapacityFallbacks", "InstancesLaunched", "InstancesTerminated", "InstancesPastLifetime", "RunRecordsWritten"] :
+            for m in ["CapacityFallbacks", "InstancesLaunched", "InstancesTerminated", "InstancesPastLifetime", "RunRecordsWritten", "RunRecordsCorrected", "RunsFailedByLostInstance"] :
             [var.metrics_namespace, m, "service", "launcher"]
           ]
         }
