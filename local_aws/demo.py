@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -33,6 +33,12 @@ from local_aws.local_run import LocalRun, LocalRunError, cached_model
 from local_aws.process_machine import DEMO_MODEL_COMMAND, InstanceOptions, KillPoint
 from local_aws.server import LocalAws, local_aws_server
 from local_aws.timeline import Phase, compute_phases, phases_of, timeline_text, write_chart
+from run_contract.limits import (
+    EXECUTION_TIMEOUT_SECONDS,
+    HEARTBEAT_INTERVAL_FLOOR_SECONDS,
+    HEARTBEAT_TIMEOUT_SECONDS_MIN,
+    MAX_RUNTIME_SECONDS,
+)
 
 DEMO_DIR = REPO_ROOT / ".demo"
 # The file --corrupt-model damages: the model's weights, listed in the published manifest.
@@ -44,16 +50,6 @@ KILL_POINTS = {"before-poll": KillPoint.BEFORE_POLL, "after-task": KillPoint.AFT
 
 class DemoError(Exception):
     """The demo cannot run as asked; the message names the option and what to do."""
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
 
 
 def _non_negative_int(text: str) -> int:
@@ -76,6 +72,24 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _seconds_between(low: int, high: int, terraform_variable: str) -> Callable[[str], int]:
+    """An option whose bounds are those of Terraform's ``terraform_variable`` (run_contract)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"{value} is outside {low}..{high}, the bounds Terraform's "
+                f"{terraform_variable} accepts"
+            )
+        return value
+
+    return parse
+
+
 def _command(text: str) -> list[str]:
     try:
         words = shlex.split(text)
@@ -94,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
             'Examples (through make: make demo ARGS="..."):\n'
             "  --model-command 'sh -c \"exit 3\"'          the run fails: ModelCommandFailed\n"
             "  --model-command 'sleep 60' --max-runtime 5  ModelRunTimedOut\n"
-            "  --kill-agent after-task --heartbeat-timeout 6  States.HeartbeatTimeout\n"
+            "  --kill-agent after-task                     States.HeartbeatTimeout\n"
+            "  --kill-agent before-poll                    InstanceLost, when the instance halts\n"
             "  --abort-after 3                             ABORTED, then the rule's cleanup"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -108,26 +123,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-runtime",
-        type=_positive_int,
+        type=_seconds_between(*MAX_RUNTIME_SECONDS, "max_runtime_seconds"),
         default=60,
         metavar="SECONDS",
         help="max_runtime_seconds: the agent kills the model past this (default 60)",
     )
     parser.add_argument(
         "--heartbeat-timeout",
-        type=_positive_int,
-        default=20,
+        type=_seconds_between(
+            HEARTBEAT_TIMEOUT_SECONDS_MIN, EXECUTION_TIMEOUT_SECONDS[1], "heartbeat_timeout_seconds"
+        ),
+        default=HEARTBEAT_TIMEOUT_SECONDS_MIN,
         metavar="SECONDS",
         help="the RunModel state's HeartbeatSeconds; the agent beats every quarter of it, "
-        "at least every 5 s, as Terraform configures it (default 20)",
+        f"at most every {HEARTBEAT_INTERVAL_FLOOR_SECONDS} s, as Terraform configures it "
+        f"(default and minimum {HEARTBEAT_TIMEOUT_SECONDS_MIN})",
     )
     parser.add_argument(
         "--execution-timeout",
-        type=_positive_int,
-        default=120,
+        type=_seconds_between(*EXECUTION_TIMEOUT_SECONDS, "execution_timeout_seconds"),
+        default=EXECUTION_TIMEOUT_SECONDS[0],
         metavar="SECONDS",
-        help="the state machine's TimeoutSeconds: what ends a run whose agent never polls "
-        "(default 120)",
+        help="the state machine's TimeoutSeconds, the last net behind a run nobody ends "
+        f"(default and minimum {EXECUTION_TIMEOUT_SECONDS[0]})",
     )
     parser.add_argument(
         "--no-instance-store",
@@ -257,6 +275,12 @@ def execution_name(now: datetime | None = None) -> str:
 
 
 def settings_from(args: argparse.Namespace) -> LocalSettings:
+    """The local deployment's settings; refuses timeouts that contradict each other."""
+    if args.heartbeat_timeout >= args.execution_timeout:
+        raise SystemExit(
+            f"--heartbeat-timeout {args.heartbeat_timeout} must be below --execution-timeout "
+            f"{args.execution_timeout}: a heartbeat miss could never fail the run first"
+        )
     return LocalSettings(
         max_runtime_seconds=args.max_runtime,
         heartbeat_timeout_seconds=args.heartbeat_timeout,

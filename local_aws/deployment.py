@@ -14,7 +14,6 @@ import base64
 import dataclasses
 import io
 import json
-import math
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from local_aws.server import LocalAws
 from local_aws.terraform_render import render_template_file
+from run_contract.limits import heartbeat_interval_seconds
 from run_contract.statuses import FAILED_STATUSES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -123,7 +123,9 @@ def agent_config(settings: LocalSettings, *, activity_arn: str, bucket: str) -> 
             "mount_point": "/mnt/model-store",
             "allow_root_volume_fallback": settings.allow_root_volume_fallback,
         },
-        "heartbeat_interval_seconds": max(5, math.floor(settings.heartbeat_timeout_seconds / 4)),
+        "heartbeat_interval_seconds": heartbeat_interval_seconds(
+            settings.heartbeat_timeout_seconds
+        ),
         "task_wait_seconds": settings.task_wait_seconds,
         "run": {
             "command": list(settings.model_command),

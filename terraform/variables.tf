@@ -158,8 +158,8 @@ variable "max_runtime_seconds" {
   default     = 3600
 
   validation {
-    condition     = var.max_runtime_seconds >= 1 && floor(var.max_runtime_seconds) == var.max_runtime_seconds
-    error_message = "max_runtime_seconds: must be a whole number of seconds, at least 1."
+    condition     = var.max_runtime_seconds >= 1 && var.max_runtime_seconds <= 604800 && floor(var.max_runtime_seconds) == var.max_runtime_seconds
+    error_message = "max_runtime_seconds: must be a whole number of seconds from 1 to 604800 (one week)."
   }
 }
 

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from launcher.errors import EventValidationError
+from run_contract.limits import MAX_RUNTIME_SECONDS
 
 # Step Functions names: 1-80 characters, none of whitespace, control characters (U+0000-001F,
 # U+007F-009F), brackets, wildcards or the punctuation listed in the StartExecution reference.
@@ -128,7 +129,7 @@ class RunParameters(_Strict):
     instance_types: list[InstanceType] = Field(min_length=1, max_length=MAX_LIST_LENGTH)
     subnet_ids: list[SubnetId] = Field(min_length=1, max_length=MAX_LIST_LENGTH)
     model_prefix: ModelPrefix
-    max_runtime_seconds: StrictInt = Field(ge=1, le=7 * 24 * 3600)
+    max_runtime_seconds: StrictInt = Field(ge=MAX_RUNTIME_SECONDS[0], le=MAX_RUNTIME_SECONDS[1])
     parameters: dict[str, Any]
 
     @field_validator("parameters")

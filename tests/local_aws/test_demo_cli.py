@@ -31,6 +31,10 @@ def test_the_model_command_is_split_like_a_shell_would() -> None:
         (["--model-command", "sh -c 'unclosed"], "cannot split"),
         (["--max-runtime", "0"], "--max-runtime"),
         (["--kill-agent", "sometimes"], "--kill-agent"),
+        (["--max-runtime", "604801"], "max_runtime_seconds"),
+        (["--heartbeat-timeout", "6"], "bounds Terraform's heartbeat_timeout_seconds"),
+        (["--execution-timeout", "120"], "bounds Terraform's execution_timeout_seconds"),
+        (["--execution-timeout", "ten"], "is not a whole number"),
     ],
 )
 def test_a_bad_option_is_refused_naming_it(
@@ -76,3 +80,9 @@ def test_the_timeline_text_places_each_phase_and_marks_the_unreached() -> None:
     assert lines[1].count("#") == 27
     assert lines[2].count("#") == 13
     assert lines[3].split() == ["run", "-", "-", "not", "reached"]
+
+
+def test_a_heartbeat_timeout_the_execution_timeout_would_beat_is_refused() -> None:
+    args = build_parser().parse_args(["--heartbeat-timeout", "300", "--execution-timeout", "300"])
+    with pytest.raises(SystemExit, match="must be below --execution-timeout"):
+        settings_from(args)

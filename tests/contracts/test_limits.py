@@ -1,0 +1,67 @@
+"""The timing bounds of run_contract.limits are the ones Terraform's root variables validate,
+and the beat the local AWS configures is terraform/main.tf's formula."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+
+from local_aws.deployment import LocalSettings, agent_config
+from run_contract.limits import (
+    EXECUTION_TIMEOUT_SECONDS,
+    HEARTBEAT_INTERVAL_FLOOR_SECONDS,
+    HEARTBEAT_TIMEOUT_SECONDS_MIN,
+    MAX_RUNTIME_SECONDS,
+    heartbeat_interval_seconds,
+)
+
+ROOT = Path(__file__).resolve().parents[2] / "terraform"
+
+
+def root_conditions() -> dict[str, str]:
+    """Variable name -> its validation conditions, joined, as written in terraform/variables.tf."""
+    with (ROOT / "variables.tf").open(encoding="utf-8") as handle:
+        parsed: dict[str, Any] = hcl2.load(handle)
+    conditions = {}
+    for block in parsed["variable"]:
+        for name, body in block.items():
+            conditions[name.strip('"')] = " && ".join(
+                str(v["condition"]) for v in body.get("validation", [])
+            )
+    return conditions
+
+
+def bounds_in(condition: str, variable: str) -> tuple[int | None, int | None]:
+    low = re.search(rf"var\.{variable} >= (\d+)", condition)
+    high = re.search(rf"var\.{variable} <= (\d+)", condition)
+    return (int(low[1]) if low else None, int(high[1]) if high else None)
+
+
+@pytest.mark.parametrize(
+    ("variable", "bounds"),
+    [
+        ("max_runtime_seconds", MAX_RUNTIME_SECONDS),
+        ("heartbeat_timeout_seconds", (HEARTBEAT_TIMEOUT_SECONDS_MIN, None)),
+        ("execution_timeout_seconds", EXECUTION_TIMEOUT_SECONDS),
+    ],
+)
+def test_terraform_validates_the_same_bounds(variable: str, bounds: tuple[int, int | None]) -> None:
+    assert bounds_in(root_conditions()[variable], variable) == bounds
+
+
+def test_the_agents_beat_is_terraforms_formula() -> None:
+    main = (ROOT / "main.tf").read_text(encoding="utf-8")
+    assert (
+        f"heartbeat_interval_seconds = max({HEARTBEAT_INTERVAL_FLOOR_SECONDS}, "
+        "floor(var.heartbeat_timeout_seconds / 4))"
+    ) in main
+    for timeout in (HEARTBEAT_TIMEOUT_SECONDS_MIN, 21, 240, 3601):
+        config = agent_config(
+            LocalSettings(heartbeat_timeout_seconds=timeout), activity_arn="a", bucket="b"
+        )
+        assert config["heartbeat_interval_seconds"] == max(5, timeout // 4)
+        assert heartbeat_interval_seconds(timeout) * 4 <= timeout  # four beats fit a timeout
