@@ -10,8 +10,9 @@ input").
   wrong value is reported under the name the user set), its conditions are the module's,
   `var.<root name>` read as `var.<module input>`.
 
-An object attribute passed as it is (`run_defaults = { model_prefix = var.model_prefix }`) is
-compared by type only: the module validates the object as a whole.
+An attribute passed as it is (`run_defaults = { model_prefix = var.model_prefix }`) is compared
+the same way, except defaults: its type with the attribute's type, and its conditions with those
+of the module's validation blocks that check this attribute alone (`var.run_defaults.model_prefix`).
 """
 
 from __future__ import annotations
@@ -93,9 +94,24 @@ def _normal(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _renamed(condition: str, root_name: str, input_name: str) -> str:
+def _renamed(condition: str, root_name: str, target: str) -> str:
+    """The root's condition as the module writes it: `var.<root name>` -> `var.<target>`."""
     reference = rf"\bvar\.{re.escape(root_name)}(?![A-Za-z0-9_-])"
-    return _normal(re.sub(reference, f"var.{input_name}", condition))
+    return _normal(re.sub(reference, f"var.{target}", condition))
+
+
+def _module_conditions(edge: PassThrough) -> list[str]:
+    """The module's conditions on what the root variable feeds (the input, or one attribute)."""
+    if edge.attribute is None:
+        return sorted(_normal(c) for c in edge.input.conditions)
+    attribute = re.compile(rf"\bvar\.{re.escape(edge.input.name)}\.([A-Za-z_][A-Za-z0-9_-]*)")
+    return sorted(
+        _normal(c) for c in edge.input.conditions if set(attribute.findall(c)) == {edge.attribute}
+    )
+
+
+def _target(edge: PassThrough) -> str:
+    return edge.input.name if edge.attribute is None else f"{edge.input.name}.{edge.attribute}"
 
 
 def type_mismatches(edges: list[PassThrough]) -> list[str]:
@@ -123,12 +139,10 @@ def default_mismatches(edges: list[PassThrough]) -> list[str]:
 def validation_mismatches(edges: list[PassThrough]) -> list[str]:
     mismatches = []
     for edge in edges:
-        if edge.attribute is not None or not edge.root.conditions:
+        if not edge.root.conditions or edge.root.name in ROOT_RULES:
             continue
-        if edge.root.name in ROOT_RULES:
-            continue
-        root = sorted(_renamed(c, edge.root.name, edge.input.name) for c in edge.root.conditions)
-        module = sorted(_normal(c) for c in edge.input.conditions)
+        root = sorted(_renamed(c, edge.root.name, _target(edge)) for c in edge.root.conditions)
+        module = _module_conditions(edge)
         if root != module:
             mismatches.append(
                 f"{edge}: validation\n    root:   {root}\n    module: {module or 'none'}"
@@ -174,8 +188,7 @@ def test_a_root_rule_is_listed_only_while_it_differs_from_a_modules(name: str) -
     differs = [
         e
         for e in edges
-        if sorted(_renamed(c, name, e.input.name) for c in e.root.conditions)
-        != sorted(_normal(c) for c in e.input.conditions)
+        if sorted(_renamed(c, name, _target(e)) for c in e.root.conditions) != _module_conditions(e)
     ]
     assert differs, f"var.{name} now has every module's conditions: remove it from ROOT_RULES"
 
@@ -230,3 +243,18 @@ def test_a_module_type_that_drifts_from_the_roots_is_reported(terraform_copy: Pa
         "var.model_prefix -> module.workflow.run_defaults.model_prefix: "
         "type string (root) != any (module)"
     ]
+
+
+def test_a_module_attribute_bound_that_drifts_from_the_roots_is_reported(
+    terraform_copy: Path,
+) -> None:
+    _edit(
+        terraform_copy / "modules/workflow/variables.tf",
+        "var.run_defaults.max_runtime_seconds >= 1",
+        "var.run_defaults.max_runtime_seconds >= 0",
+    )
+
+    (mismatch,) = validation_mismatches(pass_throughs(terraform_copy))
+    assert mismatch.startswith(
+        "var.max_runtime_seconds -> module.workflow.run_defaults.max_runtime_seconds: validation"
+    )

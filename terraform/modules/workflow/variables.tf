@@ -29,13 +29,23 @@ variable "run_defaults" {
   })
 
   validation {
-    condition     = length(var.run_defaults.instance_types) >= 1 && length(var.run_defaults.subnet_ids) >= 1
-    error_message = "run_defaults: instance_types and subnet_ids each need at least one entry."
+    condition     = length(var.run_defaults.instance_types) >= 1 && alltrue([for t in var.run_defaults.instance_types : can(regex("^(g4dn|g4ad|g5|g6|g6e|g6f|gr6|gr6f|p3dn|p4d|p4de|p5|p5e|p5en|p6-b200)\\.[0-9]*(nano|micro|small|medium|large|xlarge|metal[a-z0-9-]*)$", t))])
+    error_message = "run_defaults.instance_types: give at least one GPU instance type with instance store, e.g. g5.xlarge, g6.xlarge, g4dn.xlarge, p4d.24xlarge (families g4dn, g4ad, g5, g6, g6e, g6f, gr6, gr6f, p3dn, p4d, p4de, p5, p5e, p5en, p6-b200)."
   }
 
   validation {
-    condition     = startswith(var.run_defaults.model_prefix, "models/") && endswith(var.run_defaults.model_prefix, "/")
-    error_message = "run_defaults.model_prefix: must start with \"models/\" and end with \"/\", e.g. models/current/."
+    condition     = length(var.run_defaults.subnet_ids) >= 1 && alltrue([for s in var.run_defaults.subnet_ids : can(regex("^subnet-[0-9a-f]{8,17}$", s))])
+    error_message = "run_defaults.subnet_ids: give at least one subnet id such as subnet-0123456789abcdef0."
+  }
+
+  validation {
+    condition     = can(regex("^models/([A-Za-z0-9!_.*'()-]+/)+$", var.run_defaults.model_prefix))
+    error_message = "run_defaults.model_prefix: must start with models/ and end with /, e.g. models/current/."
+  }
+
+  validation {
+    condition     = var.run_defaults.max_runtime_seconds >= 1 && floor(var.run_defaults.max_runtime_seconds) == var.run_defaults.max_runtime_seconds
+    error_message = "run_defaults.max_runtime_seconds: must be a whole number of seconds, at least 1."
   }
 }
 
