@@ -44,8 +44,8 @@ variable "run_defaults" {
   }
 
   validation {
-    condition     = var.run_defaults.max_runtime_seconds >= 1 && floor(var.run_defaults.max_runtime_seconds) == var.run_defaults.max_runtime_seconds
-    error_message = "run_defaults.max_runtime_seconds: must be a whole number of seconds, at least 1."
+    condition     = var.run_defaults.max_runtime_seconds >= 1 && var.run_defaults.max_runtime_seconds <= 604800 && floor(var.run_defaults.max_runtime_seconds) == var.run_defaults.max_runtime_seconds
+    error_message = "run_defaults.max_runtime_seconds: must be a whole number of seconds from 1 to 604800 (one week)."
   }
 }
 
