@@ -13,7 +13,7 @@ TEST_WORKERS ?= 2
 # (a system terraform >= 1.5, needed by the opt-in live test, still wins).
 export PATH := $(PATH):$(CURDIR)/$(VENV)/bin
 
-.PHONY: setup test unit lint fmt build demo bench clean
+.PHONY: setup test unit lint fmt docs build demo bench clean
 
 setup: $(STAMP) $(SCAN_STAMP)
 
@@ -36,10 +36,11 @@ test: lint
 unit: $(STAMP)
 	$(PY) -m pytest -n $(TEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
-## lint: terraform fmt, offline schema check, checkov, trivy, ruff, mypy
+## lint: terraform fmt, offline schema check, README tables check, checkov, trivy, ruff, mypy
 lint: $(STAMP) $(SCAN_STAMP)
 	$(VENV)/bin/terraform fmt -check -recursive -diff terraform
 	$(PY) -m tests.support.tf_schema terraform
+	$(PY) -m tests.support.tf_docs --check terraform
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
@@ -50,6 +51,10 @@ fmt: $(STAMP)
 	$(VENV)/bin/terraform fmt -recursive terraform
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+## docs: rewrite the Inputs/Outputs tables of the Terraform READMEs from variables.tf/outputs.tf
+docs: $(STAMP)
+	$(PY) -m tests.support.tf_docs terraform
 
 ## build: the self-contained agent artifact uploaded by Terraform (dist/instance-agent.tar.gz)
 build: $(STAMP)

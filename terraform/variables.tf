@@ -56,8 +56,8 @@ variable "sweeper_schedule_expression" {
   default     = "rate(15 minutes)"
 
   validation {
-    condition     = can(regex("^rate\\([1-9][0-9]* (minute|minutes|hour|hours)\\)$", var.sweeper_schedule_expression))
-    error_message = "sweeper_schedule_expression: use rate(<n> minutes) or rate(<n> hours), e.g. rate(15 minutes)."
+    condition     = can(regex("^(rate\\([1-9][0-9]* (minute|minutes|hour|hours)\\)|cron\\(\\S+ \\S+ \\S+ \\S+ \\S+ \\S+\\))$", var.sweeper_schedule_expression))
+    error_message = "sweeper_schedule_expression: use rate(<n> minutes|hours) such as rate(15 minutes), or a cron(...) expression."
   }
 }
 
@@ -100,7 +100,7 @@ variable "ami" {
   default     = "resolve:ssm:/aws/service/deeplearning/ami/x86_64/oss-nvidia-driver-gpu-pytorch-2.7-ubuntu-22.04/latest/ami-id"
 
   validation {
-    condition     = can(regex("^(ami-[0-9a-f]{8,17}|resolve:ssm:/?[A-Za-z0-9_./-]+(:[0-9]+)?)$", var.ami))
+    condition     = can(regex("^(ami-[0-9a-f]{8,17}|resolve:ssm:[A-Za-z0-9_./-]+(:[0-9]+)?)$", var.ami))
     error_message = "ami: give an AMI id (ami-0123456789abcdef0) or resolve:ssm:<parameter name>, e.g. resolve:ssm:/aws/service/deeplearning/ami/x86_64/oss-nvidia-driver-gpu-pytorch-2.7-ubuntu-22.04/latest/ami-id."
   }
 }

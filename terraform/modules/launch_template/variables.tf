@@ -47,7 +47,7 @@ variable "root_volume_size_gib" {
 
   validation {
     condition     = var.root_volume_size_gib >= 8 && var.root_volume_size_gib <= 16384 && floor(var.root_volume_size_gib) == var.root_volume_size_gib
-    error_message = "root_volume_size_gib: must be a whole number from 8 to 16384."
+    error_message = "root_volume_size_gib: must be a whole number of GiB from 8 to 16384."
   }
 }
 
@@ -121,6 +121,11 @@ variable "agent_artifact_version" {
 variable "region" {
   description = "AWS region, passed to the AWS CLI and the CloudWatch agent on the instance."
   type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$", var.region))
+    error_message = "region: give an AWS region code such as eu-west-1 or us-east-1."
+  }
 }
 
 variable "log_group_name" {

@@ -93,6 +93,11 @@ variable "kms_key_arn" {
   description = "KMS key for the log group and the function's environment variables. Null uses AWS-owned keys. Its key policy must allow the CloudWatch Logs service principal."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[0-9a-f-]+$", var.kms_key_arn))
+    error_message = "kms_key_arn: give a key ARN such as arn:aws:kms:eu-west-1:123456789012:key/<uuid> (not an alias), or null."
+  }
 }
 
 variable "launch_template_id" {

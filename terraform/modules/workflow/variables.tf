@@ -29,24 +29,36 @@ variable "run_defaults" {
   })
 
   validation {
-    condition     = length(var.run_defaults.instance_types) >= 1 && length(var.run_defaults.subnet_ids) >= 1
-    error_message = "run_defaults: instance_types and subnet_ids each need at least one entry."
+    condition     = length(var.run_defaults.instance_types) >= 1 && alltrue([for t in var.run_defaults.instance_types : can(regex("^(g4dn|g4ad|g5|g6|g6e|g6f|gr6|gr6f|p3dn|p4d|p4de|p5|p5e|p5en|p6-b200)\\.[0-9]*(nano|micro|small|medium|large|xlarge|metal[a-z0-9-]*)$", t))])
+    error_message = "run_defaults.instance_types: give at least one GPU instance type with instance store, e.g. g5.xlarge, g6.xlarge, g4dn.xlarge, p4d.24xlarge (families g4dn, g4ad, g5, g6, g6e, g6f, gr6, gr6f, p3dn, p4d, p4de, p5, p5e, p5en, p6-b200)."
   }
 
   validation {
-    condition     = startswith(var.run_defaults.model_prefix, "models/") && endswith(var.run_defaults.model_prefix, "/")
-    error_message = "run_defaults.model_prefix: must start with \"models/\" and end with \"/\", e.g. models/current/."
+    condition     = length(var.run_defaults.subnet_ids) >= 1 && alltrue([for s in var.run_defaults.subnet_ids : can(regex("^subnet-[0-9a-f]{8,17}$", s))])
+    error_message = "run_defaults.subnet_ids: give at least one subnet id such as subnet-0123456789abcdef0."
+  }
+
+  validation {
+    condition     = can(regex("^models/([A-Za-z0-9!_.*'()-]+/)+$", var.run_defaults.model_prefix))
+    error_message = "run_defaults.model_prefix: must start with models/ and end with /, e.g. models/current/."
+  }
+
+  validation {
+    condition     = var.run_defaults.max_runtime_seconds >= 1 && var.run_defaults.max_runtime_seconds <= 604800 && floor(var.run_defaults.max_runtime_seconds) == var.run_defaults.max_runtime_seconds
+    error_message = "run_defaults.max_runtime_seconds: must be a whole number of seconds from 1 to 604800 (one week)."
   }
 }
 
 variable "heartbeat_timeout_seconds" {
-  description = "HeartbeatSeconds of the RunModel activity task: the agent must heartbeat more often than this."
+  description = "HeartbeatSeconds of the RunModel activity task: the agent must heartbeat more often than this (it does every quarter of it, at least 5 seconds apart)."
   type        = number
-  default     = 300
+  default     = 240
 
+  # At least 20: the agent's heartbeat interval is max(5, floor(timeout / 4)), so below 20 it
+  # would heartbeat fewer than four times per timeout.
   validation {
-    condition     = var.heartbeat_timeout_seconds >= 10 && floor(var.heartbeat_timeout_seconds) == var.heartbeat_timeout_seconds
-    error_message = "heartbeat_timeout_seconds: must be a whole number of at least 10."
+    condition     = var.heartbeat_timeout_seconds >= 20 && floor(var.heartbeat_timeout_seconds) == var.heartbeat_timeout_seconds
+    error_message = "heartbeat_timeout_seconds: must be a whole number of at least 20."
   }
 }
 
@@ -123,12 +135,22 @@ variable "log_retention_days" {
   description = "Retention of the state machine's log group, in days."
   type        = number
   default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days: use a value CloudWatch Logs accepts: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653."
+  }
 }
 
 variable "kms_key_arn" {
   description = "KMS key for the state machine's log group. Null uses AWS-owned keys. Its key policy must allow the CloudWatch Logs service principal."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[0-9a-f-]+$", var.kms_key_arn))
+    error_message = "kms_key_arn: give a key ARN such as arn:aws:kms:eu-west-1:123456789012:key/<uuid> (not an alias), or null."
+  }
 }
 
 variable "tags" {
