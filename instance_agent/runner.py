@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from instance_agent import process_group
+from instance_agent import process_group, systemd_scope
 from instance_agent.activity import TaskLostError
 from instance_agent.config import RunSettings
 from instance_agent.errors import ModelCommandFailed, ModelRunTimedOut
@@ -105,12 +105,13 @@ def _exited(process: subprocess.Popen[bytes]) -> bool:
 
 def _end_tree(
     process: subprocess.Popen[bytes],
+    scope_unit: str | None,
     container: str | None,
     grace_seconds: float,
     *,
     exited: bool,
 ) -> None:
-    """End everything the run started: the process group, the container; reap."""
+    """End everything the run started: the process group, the scope, the container; reap."""
     if exited:
         left = process_group.live_members(process.pid)
         if left:
@@ -120,6 +121,9 @@ def _end_tree(
                 ", ".join(map(str, left)),
             )
     process_group.end_group(process.pid, grace_seconds)
+    if scope_unit is not None:
+        # Whatever left the process group (setsid, a double fork) is still in the scope.
+        systemd_scope.stop_scope(scope_unit, grace_seconds)
     if not exited:
         _stop_container(container)
     process.wait()
@@ -133,15 +137,19 @@ def run_model(
     cancel: threading.Event | None = None,
     poll_seconds: float = 0.2,
     cwd: Path | None = None,
+    scope_unit: str | None = None,
 ) -> float:
     """Run to completion and return the seconds it took; raise on failure, timeout or cancel.
 
-    The model leads a session (and process group) of its own. However it ends, nothing it started
-    in that group outlives the run: the group gets SIGTERM, then SIGKILL ``kill_grace_seconds``
-    later.
+    The model leads a session (and process group) of its own and, with ``scope_unit``, runs in
+    that transient systemd scope. However it ends, nothing it started outlives the run: the group
+    gets SIGTERM, then SIGKILL ``kill_grace_seconds`` later, and the scope is stopped.
     """
     log.info("model command: %s", " ".join(command.args))
     args = list(command.args)
+    if scope_unit is not None:
+        log.info("the model runs in the transient systemd scope %s", scope_unit)
+        args = systemd_scope.model_scope_command(scope_unit, args, grace_seconds=kill_grace_seconds)
     started = time.monotonic()
     try:
         process = subprocess.Popen(
@@ -175,6 +183,7 @@ def run_model(
             time.sleep(poll_seconds)
         _end_tree(
             process,
+            scope_unit,
             command.container_name,
             kill_grace_seconds,
             exited=reason is None,
@@ -185,7 +194,7 @@ def run_model(
         log.error(  # noqa: TRY400 - the agent logs the exception itself when it reports it
             "the agent is stopping; killing the model command's process group"
         )
-        _end_tree(process, command.container_name, kill_grace_seconds, exited=False)
+        _end_tree(process, scope_unit, command.container_name, kill_grace_seconds, exited=False)
         raise
     finally:
         # Every process of the run is gone (or escaped it): log what is left in the pipe, even
