@@ -57,6 +57,21 @@ def test_output_is_streamed_line_by_line_to_the_log(caplog: pytest.LogCaptureFix
     assert "run-1" in lines
 
 
+def test_carriage_returns_and_a_last_unterminated_line_are_lines_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # As Python's text mode cuts them: a progress bar's updates are lines of the log.
+    caplog.set_level("INFO", logger="instance_agent.model")
+    run_model(py("import sys; sys.stdout.write('10%\\r50%\\r\\nnext\\r\\nlast')"), 30)
+    lines = [r.getMessage() for r in caplog.records if r.name == "instance_agent.model"]
+    assert [line for line in lines if not line.startswith("model command")] == [
+        "10%",
+        "50%",
+        "next",
+        "last",
+    ]
+
+
 def test_a_line_is_logged_while_the_command_still_runs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO", logger="instance_agent.model")
     seen = threading.Event()
@@ -93,6 +108,29 @@ def test_past_the_limit_the_whole_process_group_is_killed(tmp_path: Path) -> Non
     child = int(pid_file.read_text())
     # SIGKILL lands at once; a busy machine may take a moment to show it.
     wait_until(lambda: not alive(child), 5, "the killed child gone")
+
+
+def test_a_stopped_model_that_ignores_sigterm_is_sigkilled(tmp_path: Path) -> None:
+    got_term = tmp_path / "got-sigterm"
+    ready = tmp_path / "ready"
+    code = (
+        "import pathlib, signal, time\n"
+        f"signal.signal(signal.SIGTERM, lambda *_: pathlib.Path({str(got_term)!r}).touch())\n"
+        f"pathlib.Path({str(ready)!r}).touch()\n"
+        f"time.sleep({FOREVER})\n"
+    )
+    # Stopped once its SIGTERM handler is in place (a time limit could strike before that).
+    cancel = threading.Event()
+
+    def stop_once_ready() -> None:
+        wait_until(ready.exists, 30, "the model ready")
+        cancel.set()
+
+    threading.Thread(target=stop_once_ready, daemon=True).start()
+
+    with pytest.raises(TaskLostError):
+        returned(lambda: run_model(py(code), 60, kill_grace_seconds=0.5, cancel=cancel))
+    assert got_term.exists(), "the model was not sent SIGTERM first"
 
 
 def alive(pid: int) -> bool:
@@ -161,16 +199,24 @@ def returned(call: Callable[[], T]) -> T:
 
 
 def forking_model(
-    pid_file: Path, child: str, *, exit_code: int = 0, child_session: bool = False
+    pid_file: Path,
+    child: str,
+    *,
+    exit_code: int = 0,
+    child_session: bool = False,
+    child_ready: Path | None = None,
 ) -> ModelCommand:
     """A model that starts ``child`` in the background (holding the model's stdout, as an
-    inherited descriptor does), writes its pid to ``pid_file``, says so, and exits."""
+    inherited descriptor does), writes its pid to ``pid_file``, waits for ``child_ready`` to
+    exist if given, says so, and exits."""
+    wait = f"while not os.path.exists({str(child_ready)!r}): time.sleep(0.01)\n"
     return py(
-        "import subprocess, sys\n"
+        "import os, subprocess, sys, time\n"
         f"child = subprocess.Popen([sys.executable, '-c', {child!r}], "
         f"start_new_session={child_session})\n"
         f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
-        "print('model done', flush=True)\n"
+        + (wait if child_ready is not None else "")
+        + "print('model done', flush=True)\n"
         f"raise SystemExit({exit_code})\n"
     )
 
@@ -207,14 +253,17 @@ def test_a_left_over_child_that_ignores_sigterm_is_sigkilled(
     pid_file: Path, tmp_path: Path
 ) -> None:
     got_term = tmp_path / "got-sigterm"
+    ready = tmp_path / "child-ready"
     child = (
         "import pathlib, signal, time\n"
         "signal.signal(signal.SIGTERM, "
         f"lambda *_: pathlib.Path({str(got_term)!r}).touch())\n"
+        f"pathlib.Path({str(ready)!r}).touch()\n"
         f"time.sleep({FOREVER})\n"
     )
+    model = forking_model(pid_file, child, child_ready=ready)
 
-    returned(lambda: run_model(forking_model(pid_file, child), 30, kill_grace_seconds=0.5))
+    returned(lambda: run_model(model, 30, kill_grace_seconds=0.5))
 
     wait_until(lambda: not alive(int(pid_file.read_text())), 10, "the child SIGKILLed")
     assert got_term.exists(), "the child was not sent SIGTERM first"
