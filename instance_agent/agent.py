@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
+from instance_agent import systemd_scope
 from instance_agent.activity import (
     ActivityTask,
     BadTaskInput,
@@ -338,6 +339,11 @@ class Agent:
         write_task_input(task_input_path, task.input.raw)
         paths = RunPaths(model_dir, output_dir, task_input_path, task.input.execution_name)
         runtime = task.input.max_runtime_seconds or config.max_runtime_seconds
+        # Under systemd, a scope of its own holds everything the model starts; elsewhere (the
+        # tests, the local emulator) its process group does.
+        scope = None
+        if systemd_scope.scope_available():
+            scope = systemd_scope.scope_name(paths.run_name)
         started = self.clock()
         try:
             run_model(
@@ -346,6 +352,7 @@ class Agent:
                 kill_grace_seconds=config.run.kill_grace_seconds,
                 cancel=self.abort,
                 cwd=root,
+                scope_unit=scope,
             )
         finally:
             self._timed("model_run", started)

@@ -114,8 +114,8 @@ class RunSettings:
     kill_grace_seconds: float = field(
         default=10.0,
         metadata=doc(
-            "After max_runtime_seconds, the process group gets SIGTERM, then SIGKILL this much "
-            "later."
+            "When the model is stopped (max_runtime_seconds, the task lost, the agent stopping) "
+            "or exits leaving processes behind, they get SIGTERM, then SIGKILL this much later."
         ),
     )
     output_subdir: str = field(

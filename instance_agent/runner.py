@@ -1,4 +1,5 @@
-"""Running the model: the command line, its environment contract, streaming, the time limit.
+"""Running the model: the command line, its environment contract, streaming, the time limit,
+and ending its whole process tree with the run.
 
 The model sees (on the host, or inside the container):
   MODEL_DIR   the verified model copy (read-only in a container)
@@ -9,22 +10,21 @@ The model sees (on the host, or inside the container):
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
 import os
-import signal
 import subprocess
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
 
+from instance_agent import process_group, systemd_scope
 from instance_agent.activity import TaskLostError
 from instance_agent.config import RunSettings
 from instance_agent.errors import ModelCommandFailed, ModelRunTimedOut
+from instance_agent.output_lines import OutputLines
 
 log = logging.getLogger("instance_agent.model")
 
@@ -93,24 +93,39 @@ def build_command(run: RunSettings, paths: RunPaths) -> ModelCommand:
     return ModelCommand(args, {}, name)
 
 
-def _stream(stream: IO[str] | None, out: logging.Logger) -> None:
-    if stream is None:
-        return
-    for line in stream:
-        out.info("%s", line.rstrip("\n"))
-
-
-def _kill_group(process: subprocess.Popen[str], grace: float) -> None:
-    """SIGTERM the whole process group, then SIGKILL after ``grace`` seconds."""
+def _exited(process: subprocess.Popen[bytes]) -> bool:
+    """Whether the model has exited, leaving it unreaped (WNOWAIT): while it is a zombie its pid,
+    which is also its process group's id, cannot be given to another process."""
     try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=grace)
-    # Children may outlive the leader: SIGKILL the group whatever the leader did.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
+        state = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True  # reaped already
+    return state is not None
+
+
+def _end_tree(
+    process: subprocess.Popen[bytes],
+    scope_unit: str | None,
+    container: str | None,
+    grace_seconds: float,
+    *,
+    exited: bool,
+) -> None:
+    """End everything the run started: the process group, the scope, the container; reap."""
+    if exited:
+        left = process_group.live_members(process.pid)
+        if left:
+            log.warning(
+                "the model command exited and left %d process(es) running (%s): ending them",
+                len(left),
+                ", ".join(map(str, left)),
+            )
+    process_group.end_group(process.pid, grace_seconds)
+    if scope_unit is not None:
+        # Whatever left the process group (setsid, a double fork) is still in the scope.
+        systemd_scope.stop_scope(scope_unit, grace_seconds)
+    if not exited:
+        _stop_container(container)
     process.wait()
 
 
@@ -122,54 +137,70 @@ def run_model(
     cancel: threading.Event | None = None,
     poll_seconds: float = 0.2,
     cwd: Path | None = None,
+    scope_unit: str | None = None,
 ) -> float:
-    """Run to completion and return the seconds it took; raise on failure, timeout or cancel."""
+    """Run to completion and return the seconds it took; raise on failure, timeout or cancel.
+
+    The model leads a session (and process group) of its own and, with ``scope_unit``, runs in
+    that transient systemd scope. However it ends, nothing it started outlives the run: the group
+    gets SIGTERM, then SIGKILL ``kill_grace_seconds`` later, and the scope is stopped.
+    """
     log.info("model command: %s", " ".join(command.args))
+    args = list(command.args)
+    if scope_unit is not None:
+        log.info("the model runs in the transient systemd scope %s", scope_unit)
+        args = systemd_scope.model_scope_command(scope_unit, args, grace_seconds=kill_grace_seconds)
     started = time.monotonic()
     try:
         process = subprocess.Popen(
-            command.args,
+            args,
             env={**os.environ, **command.env},
             cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            text=True,
-            errors="replace",
-            bufsize=1,
-            # Its own process group, so a timeout kills the model's children too.
+            # Its own session and process group: everything it starts can be ended as one.
             start_new_session=True,
         )
     except OSError as exc:
         raise ModelCommandFailed(
             f"cannot start the model command {command.args[0]!r}: {exc}"
         ) from exc
-    reader = threading.Thread(target=_stream, args=(process.stdout, log), daemon=True)
-    reader.start()
+    assert process.stdout is not None  # noqa: S101 - stdout=PIPE
+    output = OutputLines(process.stdout.fileno(), log)
+    output.start()
     deadline = started + max_runtime_seconds
     reason: str | None = None
     try:
-        while process.poll() is None:
+        while not _exited(process):
             if cancel is not None and cancel.is_set():
                 reason = "cancelled"
             elif time.monotonic() >= deadline:
                 reason = "timeout"
             if reason:
                 log.error("model command %s; killing its process group", reason)
-                _kill_group(process, kill_grace_seconds)
-                _stop_container(command.container_name)
                 break
             time.sleep(poll_seconds)
+        _end_tree(
+            process,
+            scope_unit,
+            command.container_name,
+            kill_grace_seconds,
+            exited=reason is None,
+        )
     except BaseException:
         # SIGTERM (the agent's Terminated) or a bug unwinds through here: the model runs in a
         # session of its own, so nothing else would stop it before the instance shuts down.
         log.error(  # noqa: TRY400 - the agent logs the exception itself when it reports it
             "the agent is stopping; killing the model command's process group"
         )
-        _kill_group(process, kill_grace_seconds)
-        _stop_container(command.container_name)
+        _end_tree(process, scope_unit, command.container_name, kill_grace_seconds, exited=False)
         raise
-    reader.join(timeout=5)
+    finally:
+        # Every process of the run is gone (or escaped it): log what is left in the pipe, even
+        # if an escaped process still holds it open.
+        output.stop()
+        process.stdout.close()
     seconds = time.monotonic() - started
     if reason == "timeout":
         raise ModelRunTimedOut(
