@@ -39,6 +39,7 @@ def planted() -> subprocess.CompletedProcess[str]:
 
 
 @needs_scanners
+@pytest.mark.slow
 def test_checkov_catches_the_planted_bucket_without_public_access_block(
     planted: subprocess.CompletedProcess[str],
 ) -> None:
@@ -50,6 +51,7 @@ def test_checkov_catches_the_planted_bucket_without_public_access_block(
 
 
 @needs_scanners
+@pytest.mark.slow
 def test_trivy_catches_the_planted_bucket_without_public_access_block(
     planted: subprocess.CompletedProcess[str],
 ) -> None:
@@ -61,6 +63,7 @@ def test_trivy_catches_the_planted_bucket_without_public_access_block(
 
 
 @needs_scanners
+@pytest.mark.slow
 def test_trivy_uses_its_embedded_checks_and_says_so(
     planted: subprocess.CompletedProcess[str],
 ) -> None:
@@ -69,6 +72,7 @@ def test_trivy_uses_its_embedded_checks_and_says_so(
 
 
 @needs_scanners
+@pytest.mark.slow
 def test_findings_skipped_next_to_the_resource_with_reasons_pass() -> None:
     done = scan(FIXTURES / "scan_skipped_with_reasons")
 
@@ -78,6 +82,7 @@ def test_findings_skipped_next_to_the_resource_with_reasons_pass() -> None:
 
 
 @needs_scanners
+@pytest.mark.slow
 def test_a_skip_without_a_reason_fails_the_scan() -> None:
     done = scan(FIXTURES / "scan_skip_without_reason")
 
@@ -88,6 +93,7 @@ def test_a_skip_without_a_reason_fails_the_scan() -> None:
 
 
 @needs_scanners
+@pytest.mark.slow
 def test_a_scan_that_ran_no_checks_fails_as_empty() -> None:
     done = scan(FIXTURES / "scan_empty")
 
