@@ -44,6 +44,8 @@ lint: $(STAMP) $(SCAN_STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	# The agent (and the contract it vendors) runs on the Deep Learning AMI's Python 3.10.
+	$(VENV)/bin/mypy --python-version 3.10 instance_agent functions/run_contract
 	bash tests/support/scan_terraform.sh $(SCAN_VENV)
 
 ## fmt: rewrite HCL and Python into their canonical format

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import platform
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,6 +50,13 @@ def _run(config_path: Path) -> int:
         Shutdown(["shutdown", "-h", "now"])("invalid configuration")
         return 2
     tail = setup_logging(config.log_tail_lines)
+    # Which Python and which copy of the agent: the first question when a boot goes wrong.
+    log.info(
+        "instance agent on python %s (%s) from %s",
+        platform.python_version(),
+        sys.executable,
+        Path(__file__).parent,
+    )
     from instance_agent.agent import Agent, install_sigterm
     from instance_agent.services import default_services
 

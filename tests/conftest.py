@@ -17,7 +17,7 @@ from local_aws import botocore_cache
 from local_aws.deployment import LocalSettings
 from local_aws.local_run import LocalRun, Nets, cached_model
 from local_aws.machines import MachineBackend
-from local_aws.process_machine import DEMO_MODEL_COMMAND, InstanceOptions
+from local_aws.process_machine import DEMO_MODEL_COMMAND, InstanceOptions, ProcessBackend
 from local_aws.server import LocalAws, local_aws_server
 from tests.support.workflow import WeeklyRun, deploy_weekly_run
 
@@ -61,9 +61,15 @@ def start_local_run(
     backend: MachineBackend | None = None,
     **options: Any,
 ) -> LocalRun:
-    """A started LocalRun; ``options`` are the process backend's InstanceOptions."""
+    """A started LocalRun; ``options`` are the process backend's InstanceOptions, plus
+    ``agent_command`` (the process backend's, e.g. the built artifact on another Python)."""
     if isinstance(settings, dict):
         settings = LocalSettings(**settings)
+    agent_command = options.pop("agent_command", None)
+    if backend is None and agent_command is not None:
+        options.setdefault("model_command", DEMO_MODEL_COMMAND)
+        backend = ProcessBackend(InstanceOptions(**options), agent_command=agent_command)
+        options = {}
     if backend is None:
         options.setdefault("model_command", DEMO_MODEL_COMMAND)
         backend_options: InstanceOptions | None = InstanceOptions(**options)

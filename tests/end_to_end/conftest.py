@@ -13,6 +13,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import os
+import shutil
+import subprocess
+import tarfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +26,7 @@ import pytest
 from moto.s3.models import S3Backend
 
 from local_aws import process_tree
+from local_aws.deployment import REPO_ROOT
 from local_aws.local_run import LocalRun, Nets, RunOutcome
 from local_aws.process_machine import ProcessMachine
 from local_aws.safety_nets import Delivery
@@ -259,6 +264,42 @@ def run_case(
 
 
 RunCase = Callable[..., FinishedRun]
+
+# The Deep Learning AMI's python3 (the agent's oldest target, instance_agent.build.MIN_PYTHON).
+AMI_PYTHON_VERSION = "3.10"
+
+
+def ami_python() -> Path | None:
+    """A working Python of the AMI's version here (pyenv's, then PATH's), or None."""
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates = sorted(pyenv.glob(f"{AMI_PYTHON_VERSION}.*/bin/python{AMI_PYTHON_VERSION}"))
+    on_path = shutil.which(f"python{AMI_PYTHON_VERSION}")
+    for python in [*reversed(candidates), *([Path(on_path)] if on_path else [])]:
+        # A pyenv shim on PATH exists but fails when that version is not selected.
+        probe = subprocess.run(
+            [str(python), "-c", "import sys; print(sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if probe.returncode == 0:
+            return python
+    return None
+
+
+@pytest.fixture(scope="session")
+def agent_artifact_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`make build`'s artifact, built and unpacked as the bootstrap does: its ``site`` dir,
+    the unit's PYTHONPATH (/opt/instance-agent/site)."""
+    from instance_agent.build import build
+
+    work = tmp_path_factory.mktemp("artifact")
+    tarball = build(work / "instance-agent.tar.gz", REPO_ROOT / "requirements.txt")
+    unpacked = work / "opt" / "instance-agent"
+    unpacked.mkdir(parents=True)
+    with tarfile.open(tarball) as archive:
+        archive.extractall(unpacked, filter="data")
+    return unpacked / "site"
 
 
 @pytest.fixture(scope="module")

@@ -26,10 +26,12 @@ from local_aws.timeline import phases_of
 from tests.conftest import MakeRun
 from tests.end_to_end.conftest import (
     AGENT_CONFIG,
+    AMI_PYTHON_VERSION,
     NO_PROCESS_WITHIN_SECONDS,
     TERMINATED_WITHIN_SECONDS,
     FinishedRun,
     RunCase,
+    ami_python,
     assert_ended_cleanly,
     process_machine,
     settings,
@@ -587,3 +589,40 @@ def test_16_the_run_ends_before_its_heartbeat_timeout_could_fire(case_16: Finish
     assert terminated is not None
     assert outcome.stopped_at is not None
     assert outcome.stopped_at - terminated < CASE_16_HEARTBEAT_TIMEOUT_SECONDS
+
+
+# ---- 17: the agent as it ships: the built artifact on the Deep Learning AMI's Python 3.10 -----
+
+
+@pytest.fixture(scope="module")
+def case_17(case: RunCase, agent_artifact_site: Path) -> FinishedRun:
+    python = ami_python()
+    if python is None:
+        pytest.skip(f"no python{AMI_PYTHON_VERSION} here (pyenv install {AMI_PYTHON_VERSION})")
+    return case(
+        name="case-17",
+        model_command=CONTRACT_SCORER_COMMAND,
+        # As the unit runs it: the AMI's python3, only the artifact on its path.
+        agent_command=(str(python), "-m", "instance_agent", "run"),
+        env_overrides={"PYTHONPATH": str(agent_artifact_site)},
+    )
+
+
+def test_17_the_shipped_agent_on_python_3_10_runs_the_week_end_to_end(
+    case_17: FinishedRun,
+) -> None:
+    assert_ended_cleanly(case_17, status="SUCCEEDED", error=None)
+    assert case_17.outcome.manifest_present
+    assert case_17.agent_exit_code == 0
+
+
+def test_17_the_agent_ran_from_the_artifact_not_the_repository(
+    case_17: FinishedRun, agent_artifact_site: Path
+) -> None:
+    record = json.loads(case_17.result("run.json"))
+    assert record["status"] == "SUCCEEDED"
+    assert record["written_by"] == "agent"
+    started = re.search(r"instance agent on python (\S+) \((.+)\) from (\S+)", case_17.agent_log)
+    assert started, case_17.agent_log[:2000]
+    assert started[1].startswith(AMI_PYTHON_VERSION + ".")
+    assert Path(started[3]) == agent_artifact_site / "instance_agent"
