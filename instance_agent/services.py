@@ -15,36 +15,15 @@ from typing import TYPE_CHECKING, Any
 from instance_agent.activity import make_sfn_client
 from instance_agent.agent import CopyFunction, CopyReportLike, Services
 from instance_agent.config import AgentConfig, CopySettingsConfig
-from instance_agent.errors import ConfigError
 from instance_agent.imds import fetch_identity
 from instance_agent.storage import prepare_storage
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from instance_agent.model_copy import CopyProgress, CopySettings
+    from instance_agent.model_copy import CopyProgress
 
 log = logging.getLogger("instance_agent.copy")
-
-MiB = 1024 * 1024
-
-
-def copy_settings_from(settings: CopySettingsConfig) -> CopySettings:
-    from instance_agent.model_copy import CopySettings
-
-    try:
-        return CopySettings(
-            part_size=None if settings.part_size_mb is None else settings.part_size_mb * MiB,
-            max_concurrency=settings.max_concurrency,
-            slice_size=settings.slice_size_kib * 1024,
-            transport=settings.transport,
-            part_retries=settings.part_retries,
-            retry_base_seconds=settings.retry_base_seconds,
-            retry_max_seconds=settings.retry_max_seconds,
-            progress_interval_seconds=settings.progress_interval_seconds,
-        )
-    except ValueError as exc:
-        raise ConfigError(f"copy: {exc}") from exc
 
 
 def format_eta(seconds: float | None) -> str:
@@ -91,7 +70,7 @@ def make_s3_client(config: AgentConfig) -> S3Client:
 def copy_function(settings: CopySettingsConfig) -> CopyFunction:
     from instance_agent.model_copy import copy_model
 
-    copy_settings = copy_settings_from(settings)
+    copy_settings = settings.engine_settings()
 
     def copy(
         s3: Any,

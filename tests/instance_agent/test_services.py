@@ -1,4 +1,4 @@
-"""How the agent builds its S3 client and hands its copy settings to the engine."""
+"""How the agent builds its S3 client."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from typing import Any
 import pytest
 
 from instance_agent.config import parse_config
-from instance_agent.errors import ConfigError
-from instance_agent.model_copy import MiB
-from instance_agent.services import copy_settings_from, make_s3_client
+from instance_agent.services import make_s3_client
 
 
 @pytest.fixture(autouse=True)
@@ -39,21 +37,3 @@ def test_a_custom_endpoint_keeps_botocores_addressing(base_config: dict[str, Any
     assert _s3_settings(client).get("addressing_style") is None
     url = client.generate_presigned_url("get_object", Params={"Bucket": "models", "Key": "m/a"})
     assert url.startswith("http://127.0.0.1:5000/models/m/a?")
-
-
-def test_copy_settings_carry_slice_size_and_transport(base_config: dict[str, Any]) -> None:
-    copy = {"slice_size_kib": 256, "transport": "boto3", "part_size_mb": 32}
-    settings = copy_settings_from(parse_config({**base_config, "copy": copy}).copy)
-    assert (settings.slice_size, settings.transport, settings.part_size) == (
-        256 * 1024,
-        "boto3",
-        32 * MiB,
-    )
-
-
-def test_an_unknown_transport_is_refused_naming_the_copy_setting(
-    base_config: dict[str, Any],
-) -> None:
-    config = parse_config({**base_config, "copy": {"transport": "carrier-pigeon"}})
-    with pytest.raises(ConfigError, match="copy: transport is 'carrier-pigeon'"):
-        copy_settings_from(config.copy)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 # Two chunks per part and three streams: every file of the test model spans the edge cases.
-SMALL = CopySettings(part_size=2 * CHUNK, max_concurrency=3, retry_base_seconds=0)
+SMALL = CopySettings(part_size=2 * CHUNK, max_concurrency=3, retry_base_seconds=0.001)
 
 
 @pytest.fixture
