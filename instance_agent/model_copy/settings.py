@@ -9,7 +9,6 @@ Standard library only: the configuration imports it at boot.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 
 KiB = 1024
@@ -31,16 +30,31 @@ MAX_CONCURRENCY_SETTING = 256
 TRANSPORTS = ("auto", "http", "boto3")
 
 
-@dataclass(frozen=True)
 class Bounds:
-    """What one setting accepts, in the engine's unit (bytes, streams, seconds)."""
+    """What one setting accepts, in the engine's unit (bytes, streams, seconds).
 
-    low: float
-    high: float | None = None
-    unit: str = ""  # the engine's unit as messages name it: "bytes", "seconds"
-    integer: bool = True
-    above_low: bool = False  # strictly more than ``low``
-    none_means: str | None = None  # what None chooses; None: None is refused
+    A plain class, not a dataclass: this module is imported at boot, and every dataclass costs
+    its generated methods' compilation at import.
+    """
+
+    __slots__ = ("above_low", "high", "integer", "low", "none_means", "unit")
+
+    def __init__(
+        self,
+        low: float,
+        high: float | None = None,
+        *,
+        unit: str = "",
+        integer: bool = True,
+        above_low: bool = False,
+        none_means: str | None = None,
+    ) -> None:
+        self.low = low
+        self.high = high
+        self.unit = unit  # the engine's unit as messages name it: "bytes", "seconds"
+        self.integer = integer
+        self.above_low = above_low  # strictly more than ``low``
+        self.none_means = none_means  # what None chooses; None: None is refused
 
     def accepts(self, value: object, scale: int) -> bool:
         number = (int,) if self.integer else (int, float)
@@ -53,7 +67,7 @@ class Bounds:
     def describe(self, scale: int, unit: str | None) -> str:
         unit = self.unit if unit is None else unit
         if self.high is not None:
-            low, high = math.ceil(self.low / scale), int(self.high // scale)
+            low, high = int(-(-self.low // scale)), int(self.high // scale)
             return f"{low} to {high}" + (f" {unit}" if unit else "")
         kind = "an integer" if self.integer else f"a number of {unit}"
         return f"{kind} {'>' if self.above_low else '>='} {self.low:g}"
