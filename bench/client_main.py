@@ -30,26 +30,21 @@ def _boto3_client(endpoint_url: str, max_pool_connections: int) -> Any:
     )
 
 
+def agent_client(endpoint_url: str, max_concurrency: int | None) -> Any:
+    """The S3 client the agent builds for itself (``instance_agent.services.make_s3_client``),
+    path-style for nginx; credentials from the environment, as the agent's come from its role."""
+    from instance_agent.services import make_s3_client
+
+    return make_s3_client("us-east-1", endpoint_url, max_concurrency, addressing_style="path")
+
+
 def run_agent(spec: dict[str, Any]) -> tuple[float, Any]:
     from pathlib import Path
 
-    import boto3
-    from botocore.config import Config
-
-    from instance_agent.model_copy import MAX_CONCURRENCY, CopySettings, client_config, copy_model
+    from instance_agent.model_copy import CopySettings, copy_model
 
     settings = CopySettings(**spec["options"]["settings"])
-    # The client the agent builds for itself (instance_agent.services.make_s3_client), plus
-    # path-style addressing for the local endpoint.
-    streams = settings.max_concurrency or MAX_CONCURRENCY
-    client = boto3.client(
-        "s3",
-        endpoint_url=spec["endpoint_url"],
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",  # noqa: S106 - fake: nginx ignores signatures
-        config=client_config(streams).merge(Config(s3={"addressing_style": "path"})),
-    )
+    client = agent_client(spec["endpoint_url"], settings.max_concurrency)
     started = time.perf_counter()
     report = copy_model(
         client, spec["bucket"], spec["prefix"], Path(spec["destination"]), settings=settings

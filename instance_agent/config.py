@@ -18,6 +18,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from instance_agent.errors import ConfigError
+from instance_agent.model_copy.settings import (
+    DEFAULT_PART_SIZE,
+    MAX_CONCURRENCY,
+    MIN_CONCURRENCY,
+    CopySettings,
+    KiB,
+    MiB,
+    accepted,
+    refusal,
+)
 
 DEFAULT_CONFIG_PATH = Path("/etc/instance-agent/config.json")
 
@@ -133,32 +143,61 @@ class RunSettings:
             raise ConfigError("run.kill_grace_seconds: must be >= 0")
 
 
+# Each copy.* key: the engine's setting it gives (instance_agent.model_copy.settings, where the
+# defaults and bounds are defined) and its unit, as a multiple of the engine's and by name.
+COPY_KEYS: dict[str, tuple[str, int, str | None]] = {
+    "part_size_mb": ("part_size", MiB, "MiB"),
+    "max_concurrency": ("max_concurrency", 1, None),
+    "slice_size_kib": ("slice_size", KiB, "KiB"),
+    "transport": ("transport", 1, None),
+    "part_retries": ("part_retries", 1, None),
+    "retry_base_seconds": ("retry_base_seconds", 1, None),
+    "retry_max_seconds": ("retry_max_seconds", 1, None),
+    "progress_interval_seconds": ("progress_interval_seconds", 1, None),
+}
+_ENGINE_DEFAULTS = CopySettings()
+
+
+def _copy_default(key: str) -> Any:
+    """The engine's default of ``copy.<key>``, in the key's unit."""
+    name, scale, _unit = COPY_KEYS[key]
+    value = getattr(_ENGINE_DEFAULTS, name)
+    return value if value is None or scale == 1 else value // scale
+
+
+def _copy_accepts(key: str) -> str:
+    name, scale, unit = COPY_KEYS[key]
+    return accepted(name, scale=scale, unit=unit)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class CopySettingsConfig:
-    """Tuning of the model copy, passed to the copy engine's CopySettings."""
+    """Tuning of the model copy: the engine's CopySettings, with sizes in MiB and KiB."""
 
     part_size_mb: int | None = field(
-        default=None,
+        default=_copy_default("part_size_mb"),
         metadata=doc(
-            "Size of each ranged GET in MiB; null chooses from the model size (64 MiB at most)."
+            f"Size of each ranged GET, {_copy_accepts('part_size_mb')}; null chooses from the"
+            f" model size ({DEFAULT_PART_SIZE // MiB} MiB at most)."
         ),
     )
     max_concurrency: int | None = field(
-        default=None,
+        default=_copy_default("max_concurrency"),
         metadata=doc(
-            "Parallel ranged GETs, each streamed through one slice-sized buffer; null: 1 per"
-            " vCPU (at least 2) below 4 vCPUs, else 2 per vCPU up to 64."
+            f"Parallel ranged GETs ({_copy_accepts('max_concurrency')}), each streamed through"
+            f" one slice-sized buffer; null: 1 per vCPU (at least {MIN_CONCURRENCY}) below 4"
+            f" vCPUs, else 2 per vCPU up to {MAX_CONCURRENCY}."
         ),
     )
     slice_size_kib: int = field(
-        default=1024,
+        default=_copy_default("slice_size_kib"),
         metadata=doc(
-            "Each GET is received, checksummed and written in slices of this many KiB (64 to"
-            " 65536); memory in flight is max_concurrency x slice."
+            "Each GET is received, checksummed and written in slices of this many KiB"
+            f" ({_copy_accepts('slice_size_kib')}); memory in flight is max_concurrency x slice."
         ),
     )
     transport: str = field(
-        default="auto",
+        default=_copy_default("transport"),
         metadata=doc(
             "How the ranged GETs travel: `http` (own connections to presigned SigV4 URLs),"
             " `boto3` (through the S3 client), or `auto` (`http` unless the client has a proxy,"
@@ -166,26 +205,46 @@ class CopySettingsConfig:
         ),
     )
     part_retries: int = field(
-        default=5, metadata=doc("Retries of one part (dropped connection, 5xx, throttling).")
+        default=_copy_default("part_retries"),
+        metadata=doc(
+            "Retries of one part (dropped connection, 5xx, throttling):"
+            f" {_copy_accepts('part_retries')}."
+        ),
     )
     retry_base_seconds: float = field(
-        default=0.2, metadata=doc("First retry delay of a part (jittered, doubling).")
+        default=_copy_default("retry_base_seconds"),
+        metadata=doc(
+            "First retry delay of a part (jittered, doubling):"
+            f" {_copy_accepts('retry_base_seconds')}."
+        ),
     )
-    retry_max_seconds: float = field(default=5.0, metadata=doc("Longest retry delay of a part."))
+    retry_max_seconds: float = field(
+        default=_copy_default("retry_max_seconds"),
+        metadata=doc(f"Longest retry delay of a part: {_copy_accepts('retry_max_seconds')}."),
+    )
     progress_interval_seconds: float = field(
-        default=5.0, metadata=doc("How often a copy progress line (bytes, MB/s, ETA) is logged.")
+        default=_copy_default("progress_interval_seconds"),
+        metadata=doc(
+            "How often a copy progress line (bytes, MB/s, ETA) is logged:"
+            f" {_copy_accepts('progress_interval_seconds')}."
+        ),
     )
 
     def __post_init__(self) -> None:
-        if self.part_size_mb is not None and not 1 <= self.part_size_mb <= 1024:
-            raise ConfigError("copy.part_size_mb: must be between 1 and 1024, or null")
-        if self.max_concurrency is not None and self.max_concurrency < 1:
-            raise ConfigError("copy.max_concurrency: must be >= 1, or null")
-        if self.part_retries < 0:
-            raise ConfigError("copy.part_retries: must be >= 0")
-        for name in ("retry_base_seconds", "retry_max_seconds", "progress_interval_seconds"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"copy.{name}: must be > 0")
+        for key, (name, scale, unit) in COPY_KEYS.items():
+            message = refusal(
+                name, getattr(self, key), key=f"copy.{key}", scale=scale, unit=unit, none="null"
+            )
+            if message:
+                raise ConfigError(message)
+
+    def engine_settings(self) -> CopySettings:
+        """The same settings in the engine's units (bytes): units converted, nothing else."""
+        values = {}
+        for key, (name, scale, _unit) in COPY_KEYS.items():
+            value = getattr(self, key)
+            values[name] = value if value is None or scale == 1 else value * scale
+        return CopySettings(**values)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -1,6 +1,8 @@
 """The real services behind the phases: boto3 clients, IMDS, the disks, the copy engine.
 
-Imported only by ``run``, after the configuration is valid: this is where boto3 comes in.
+Imported by ``run``, after the configuration is valid: this is where boto3 comes in. The phases'
+modules are imported where they are used, so that the benchmark (``bench.client_main``) builds
+its S3 client with :func:`make_s3_client` without importing the rest of the agent.
 """
 
 from __future__ import annotations
@@ -10,41 +12,16 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from instance_agent.activity import make_sfn_client
-from instance_agent.agent import CopyFunction, CopyReportLike, Services
-from instance_agent.config import AgentConfig, CopySettingsConfig
-from instance_agent.errors import ConfigError
-from instance_agent.imds import fetch_identity
-from instance_agent.storage import prepare_storage
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from instance_agent.model_copy import CopyProgress, CopySettings
+    from instance_agent.agent import CopyFunction, CopyReportLike, Services
+    from instance_agent.config import AgentConfig, CopySettingsConfig
+    from instance_agent.model_copy import CopyProgress
 
 log = logging.getLogger("instance_agent.copy")
-
-MiB = 1024 * 1024
-
-
-def copy_settings_from(settings: CopySettingsConfig) -> CopySettings:
-    from instance_agent.model_copy import CopySettings
-
-    try:
-        return CopySettings(
-            part_size=None if settings.part_size_mb is None else settings.part_size_mb * MiB,
-            max_concurrency=settings.max_concurrency,
-            slice_size=settings.slice_size_kib * 1024,
-            transport=settings.transport,
-            part_retries=settings.part_retries,
-            retry_base_seconds=settings.retry_base_seconds,
-            retry_max_seconds=settings.retry_max_seconds,
-            progress_interval_seconds=settings.progress_interval_seconds,
-        )
-    except ValueError as exc:
-        raise ConfigError(f"copy: {exc}") from exc
 
 
 def format_eta(seconds: float | None) -> str:
@@ -66,32 +43,37 @@ def log_copy_progress(progress: CopyProgress) -> None:
     )
 
 
-def make_s3_client(config: AgentConfig) -> S3Client:
+def make_s3_client(
+    region: str,
+    endpoint_url: str | None,
+    max_concurrency: int | None = None,
+    *,
+    addressing_style: Literal["virtual", "path"] | None = None,
+) -> S3Client:
+    """The copy's S3 client: the engine's ``client_config`` (SigV4 presigning, standard
+    retries) with one pooled connection per stream (``max_concurrency``, or the most the engine
+    chooses), so no part opens a connection of its own.
+
+    ``addressing_style`` None: virtual-hosted on AWS (botocore then presigns on the bucket's own
+    region endpoint, so the copy's lean HTTP path works outside us-east-1 too) and botocore's
+    choice on a custom endpoint such as the local AWS; the benchmark's nginx wants ``path``.
+    """
     import boto3
     from botocore.config import Config
 
     from instance_agent.model_copy import MAX_CONCURRENCY, client_config
 
-    # One pooled connection per part in flight, or urllib3 opens a connection per part.
-    streams = config.copy.max_concurrency or MAX_CONCURRENCY
-    client_settings = client_config(streams)
-    if config.endpoint_url is None:
-        # Virtual-hosted, regional URLs: botocore then presigns on the bucket's own region
-        # endpoint, so the copy's lean HTTP path works outside us-east-1 too. (A custom
-        # endpoint, such as the local AWS, keeps botocore's choice.)
-        client_settings = client_settings.merge(Config(s3={"addressing_style": "virtual"}))
-    return boto3.client(
-        "s3",
-        region_name=config.region,
-        endpoint_url=config.endpoint_url,
-        config=client_settings,
-    )
+    client_settings = client_config(max_concurrency or MAX_CONCURRENCY)
+    style = addressing_style or ("virtual" if endpoint_url is None else None)
+    if style is not None:
+        client_settings = client_settings.merge(Config(s3={"addressing_style": style}))
+    return boto3.client("s3", region_name=region, endpoint_url=endpoint_url, config=client_settings)
 
 
 def copy_function(settings: CopySettingsConfig) -> CopyFunction:
     from instance_agent.model_copy import copy_model
 
-    copy_settings = copy_settings_from(settings)
+    copy_settings = settings.engine_settings()
 
     def copy(
         s3: Any,
@@ -115,9 +97,14 @@ def copy_function(settings: CopySettingsConfig) -> CopyFunction:
 
 
 def default_services(config: AgentConfig, shutdown: Callable[[str], None]) -> Services:
+    from instance_agent.activity import make_sfn_client
+    from instance_agent.agent import Services
+    from instance_agent.imds import fetch_identity
+    from instance_agent.storage import prepare_storage
+
     return Services(
         sfn=make_sfn_client(config.region, config.endpoint_url),
-        s3=make_s3_client(config),
+        s3=make_s3_client(config.region, config.endpoint_url, config.copy.max_concurrency),
         identity=functools.partial(
             fetch_identity, config.imds_endpoint, config.imds_timeout_seconds
         ),

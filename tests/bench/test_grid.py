@@ -4,7 +4,7 @@ the lowest median wins."""
 from collections.abc import Iterator
 from typing import Any
 
-from bench.cli import search_boto3_grid
+from bench.measure import search_boto3_grid
 from bench.processes import Measurement
 
 MIB = 1024 * 1024

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main, parse_options
+from bench.cli import main
 from bench.clients import ALL_CLIENTS
+from bench.options import parse_options
 
 
 def test_defaults_are_2_gib_5_runs_every_client_and_ratios_to_the_agent() -> None:

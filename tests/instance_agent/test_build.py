@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,26 @@ def test_the_artifact_carries_the_agent_and_the_contract_it_shares_with_the_laun
     }
     assert "run_contract/run_record.py" in expected_contract
     assert copied == expected_agent | expected_contract | {"instance_agent/README.md"}
+
+
+def test_the_artifact_carries_the_model_copy_package_and_imports_it_from_site(
+    tmp_path: Path,
+) -> None:
+    from instance_agent.build import copy_agent
+
+    copy_agent(tmp_path)
+
+    package = tmp_path / "instance_agent" / "model_copy"
+    modules = {p.name for p in package.glob("*.py")}
+    assert {"__init__.py", "settings.py", "plan.py", "engine.py", "transport.py"} <= modules
+    # No site-packages (-S) and no checkout on the path (-I): only what the artifact carries.
+    probe = (
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r}); "
+        "from instance_agent.model_copy import copy_model, client_config, CopySettings; "
+        "import instance_agent.model_copy as m; print(m.__file__)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(package / "__init__.py")

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 # Two chunks per part and three streams: every file of the test model spans the edge cases.
-SMALL = CopySettings(part_size=2 * CHUNK, max_concurrency=3, retry_base_seconds=0)
+SMALL = CopySettings(part_size=2 * CHUNK, max_concurrency=3, retry_base_seconds=0.001)
 
 
 @pytest.fixture
@@ -230,7 +230,7 @@ def test_bad_setting_is_refused_naming_it(field: str, value: Any) -> None:
 def test_plan_on_96_cpus_uses_64_streams_of_64_mib_parts_with_one_mib_slice_buffers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("instance_agent.model_copy.os.cpu_count", lambda: 96)
+    monkeypatch.setattr("instance_agent.model_copy.plan.os.cpu_count", lambda: 96)
     plan = plan_copy(100 * 2**30, 10 * 2**30, 8 * 2**20, CopySettings())
     assert (plan.max_concurrency, plan.part_size, plan.slice_size) == (64, 64 * 2**20, 2**20)
     assert plan.buffer_bytes == 64 * 2**20
@@ -242,13 +242,13 @@ def test_plan_never_uses_a_slice_bigger_than_the_part() -> None:
 
 
 def test_plan_on_two_cpus_uses_two_streams_of_64_mib(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("instance_agent.model_copy.os.cpu_count", lambda: 2)
+    monkeypatch.setattr("instance_agent.model_copy.plan.os.cpu_count", lambda: 2)
     plan = plan_copy(2 * 2**30, 2 * 2**30, 8 * 2**20, CopySettings())
     assert (plan.max_concurrency, plan.part_size) == (2, 64 * 2**20)
 
 
 def test_plan_from_four_cpus_uses_two_streams_per_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("instance_agent.model_copy.os.cpu_count", lambda: 4)
+    monkeypatch.setattr("instance_agent.model_copy.plan.os.cpu_count", lambda: 4)
     plan = plan_copy(2 * 2**30, 2 * 2**30, 8 * 2**20, CopySettings())
     assert plan.max_concurrency == 8
 
