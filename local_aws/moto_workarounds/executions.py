@@ -6,10 +6,13 @@
 - moto records no error (and DescribeExecution no stopDate) for a TIMED_OUT execution, and drops
   StopExecution's error and cause. Here a timed-out execution reports `States.Timeout` and its
   stop date, as AWS does, and an aborted one keeps the error and cause given to StopExecution.
+- moto's StopExecution right after StartExecution fails (AttributeError) while the execution's
+  worker thread has not built its environment yet; AWS stops it. Here the stop waits for it.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any, Final
@@ -62,11 +65,27 @@ def _reflect_execution_status(self: Any) -> None:
             execution.cause = stopped.cause
 
 
+# The worker builds its environment first thing in its thread: milliseconds, more under load.
+_WORKER_START_SECONDS: Final = 10.0
+
+
+def _wait_for_worker_environment(execution: Any) -> None:
+    deadline = time.monotonic() + _WORKER_START_SECONDS
+    while time.monotonic() < deadline:
+        worker = execution.exec_worker
+        if worker is None or worker.env is not None:
+            return
+        if execution.exec_status != ExecutionStatus.RUNNING:
+            return
+        time.sleep(0.005)
+
+
 def _stop_execution(self: Any) -> Any:
     """StopExecution passing the request's error and cause on to the execution (moto drops them)."""
     arn = self._get_param("executionArn")
     backend = self.stepfunction_backend
     execution = backend.describe_execution(arn)  # validates the ARN, raises ExecutionDoesNotExist
+    _wait_for_worker_environment(execution)
     execution.stop(
         stop_date=utcnow(), error=self._get_param("error"), cause=self._get_param("cause")
     )

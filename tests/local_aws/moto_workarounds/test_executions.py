@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import threading
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 from tests.local_aws.moto_workarounds.conftest import create_state_machine, wait_for_end
 
@@ -52,3 +56,28 @@ def test_an_aborted_execution_keeps_the_error_and_cause_given_to_stop_execution(
         "Operator",
         "aborted from the console",
     )
+
+
+def test_an_execution_stopped_before_its_worker_started_is_still_aborted(
+    sfn: SFNClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Hold the worker's thread back, as a loaded machine does, so the stop arrives first.
+    original = ExecutionWorker._execution_logic
+    released = threading.Event()
+
+    def late_start(self: Any) -> None:
+        released.wait(10)
+        original(self)  # type: ignore[no-untyped-call]
+
+    monkeypatch.setattr(ExecutionWorker, "_execution_logic", late_start)
+    definition = {
+        "StartAt": "Wait",
+        "States": {"Wait": {"Type": "Wait", "Seconds": 30, "End": True}},
+    }
+    arn = sfn.start_execution(
+        stateMachineArn=create_state_machine(sfn, definition, "early-stop"), name="early"
+    )["executionArn"]
+    threading.Timer(0.5, released.set).start()
+    sfn.stop_execution(executionArn=arn, error="Operator", cause="stopped at once")
+    ended = wait_for_end(sfn, arn, timeout=15)
+    assert (ended["status"], ended.get("error")) == ("ABORTED", "Operator")
