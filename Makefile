@@ -36,9 +36,10 @@ test: lint
 unit: $(STAMP)
 	$(PY) -m pytest -n $(TEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
-## lint: terraform fmt, offline schema check, checkov, trivy, ruff, mypy
+## lint: terraform fmt, validate (every module) and test, offline schema check, checkov, trivy, ruff, mypy
 lint: $(STAMP) $(SCAN_STAMP)
 	$(VENV)/bin/terraform fmt -check -recursive -diff terraform
+	$(PY) -m tests.support.tf_offline validate
 	$(PY) -m tests.support.tf_schema terraform
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
