@@ -40,6 +40,7 @@ unit: $(STAMP)
 lint: $(STAMP) $(SCAN_STAMP)
 	$(VENV)/bin/terraform fmt -check -recursive -diff terraform
 	$(PY) -m tests.support.tf_offline validate
+	$(PY) -m tests.support.tf_offline test
 	$(PY) -m tests.support.tf_schema terraform
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .

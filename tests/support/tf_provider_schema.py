@@ -8,8 +8,10 @@ required or optional, and the computed attributes a reference may read.
 The assembly is the one tests/support/tf_schema.py already reads (same pinned wheels, same
 docs-link naming of each Terraform attribute). What it does not record, and how we serve it:
 
-- optional+computed is indistinguishable from optional: served as optional (`id` excepted,
-  served optional+computed as every SDKv2 resource has it);
+- optional+computed is indistinguishable from optional: a resource's optional arguments are
+  served optional (`id` excepted, optional+computed as in every SDKv2 resource), a data
+  source's top-level optional arguments optional+computed (most are filters read back, e.g.
+  aws_region's `region`), so a mock can fill them;
 - lists and sets are both jsii arrays: served as lists (a set-typed attribute therefore accepts
   an index where real Terraform would refuse one);
 - a block with at most one item is a bare struct: served as a list with max_items 1 (the SDKv2
@@ -79,6 +81,7 @@ class _Builder:
     def __init__(self, assembly: dict[str, Any], package: ProviderPackage) -> None:
         self.types: dict[str, Any] = assembly["types"]
         self.package = package
+        self.kind = "resource"  # of the block being built
 
     def block(self, fqn: str, stack: tuple[str, ...], *, top: bool = False) -> dict[str, Any]:
         """{"attributes": [...], "block_types": [...]} of a config struct and its getters."""
@@ -98,7 +101,7 @@ class _Builder:
                 continue
             required = not prop.get("optional")
             flags = {"required": True} if required else {"optional": True}
-            if top and name == "id" and not required:
+            if top and not required and (name == "id" or self.kind == "data"):
                 flags["computed"] = True
             nested = _struct_in(prop["type"], self.types)
             if nested is None:
@@ -182,6 +185,7 @@ def schema_from_assembly(assembly: dict[str, Any], package: ProviderPackage) -> 
         if label is None or config is None:
             raise SchemaUnavailableError(f"{package.dist}: {fqn} has no registry link or config")
         struct = config["type"]["fqn"]
+        builder.kind = kind
         block = builder.block(struct, (struct,), top=kind != "provider")
         if kind == "provider":
             provider = _merge(block)
