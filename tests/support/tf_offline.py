@@ -155,13 +155,16 @@ def validate(module: Path, root: Path = TERRAFORM_DIR, cache: Path = CACHE) -> O
     return Outcome(module, ok, time.monotonic() - started, "\n".join(lines))
 
 
-def run_tests(module: Path, root: Path = TERRAFORM_DIR, cache: Path = CACHE) -> Outcome:
-    """`terraform init` + `terraform test` of the root module (terraform/tests/*.tftest.hcl)."""
+def run_tests(
+    module: Path, root: Path = TERRAFORM_DIR, cache: Path = CACHE, files: Sequence[str] = ()
+) -> Outcome:
+    """`terraform init` + `terraform test` of the root module (terraform/tests/*.tftest.hcl);
+    `files` (e.g. tests/workflow.tftest.hcl) limits the run to those test files."""
     started = time.monotonic()
     env = environment(data_dir_for(module, root, cache), install(cache))
     done = init(module, env)
     if done.returncode == 0:
-        done = run(["test", "-no-color"], module, env)
+        done = run(["test", "-no-color", *(f"-filter={f}" for f in files)], module, env)
     text = _without_override_warnings(done.stdout + done.stderr)
     return Outcome(module, done.returncode == 0, time.monotonic() - started, text)
 
