@@ -12,6 +12,7 @@ Usage (by Terraform): `python -m tests.support.tf_provider hashicorp/aws`.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,13 @@ def serve(source: str) -> None:
         server.start()
         certificate = base64.b64encode(chain).decode().rstrip("=")
         print(f"1|6|unix|{socket}|grpc|{certificate}", flush=True)
-        server.wait_for_termination()
+        # go-plugin stops us with Shutdown; a Terraform killed before it could (a closed
+        # pipe, Ctrl-C) leaves us orphaned instead, so also stop when the parent is gone.
+        parent = os.getppid()
+        while not server.wait_for_termination(timeout=0.5):
+            if os.getppid() != parent:
+                server.stop(grace=0)
+                break
 
 
 def main(argv: list[str] | None = None) -> int:
