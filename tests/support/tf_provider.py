@@ -121,7 +121,7 @@ def serve(source: str) -> None:
         # go-plugin stops us with Shutdown; a Terraform killed before it could (a closed
         # pipe, Ctrl-C) leaves us orphaned instead, so also stop when the parent is gone.
         parent = os.getppid()
-        while not server.wait_for_termination(timeout=0.5):
+        while server.wait_for_termination(timeout=0.5):  # True: timed out, still serving
             if os.getppid() != parent:
                 server.stop(grace=0)
                 break

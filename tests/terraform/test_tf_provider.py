@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +107,23 @@ def test_the_stand_in_refuses_to_plan(tmp_path: Path) -> None:
 
     assert done.returncode != 0
     assert " ".join(REFUSAL.split()[:6]) in " ".join(done.stderr.split())
+
+
+def test_the_stand_in_keeps_serving_after_its_handshake(tmp_path: Path) -> None:
+    launcher = tf_offline.install(tmp_path / ".cache").parent / "plugins"
+    process = subprocess.Popen(
+        [str(launcher / "terraform-provider-archive")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        handshake = process.stdout.readline().split("|")
+        time.sleep(1.5)  # longer than its parent check's interval
+
+        assert handshake[:3] == ["1", "6", "unix"]
+        assert process.poll() is None
+    finally:
+        process.kill()
+        process.wait(timeout=10)
