@@ -11,7 +11,8 @@ module manifest goes to `TF_DATA_DIR` under `.cache/terraform/data/`. A user's o
 Usage (make lint runs both):
     python -m tests.support.tf_offline validate   # init + validate: root and every module
     python -m tests.support.tf_offline test       # init + terraform test of the root module
-Exit status 0 when clean, 1 when Terraform found a problem.
+Exit status 0 when clean, 1 when Terraform found a problem. docs/terraform_offline.md has the
+whole picture, and what the generated provider schema cannot know.
 """
 
 from __future__ import annotations
