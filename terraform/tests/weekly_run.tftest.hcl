@@ -12,7 +12,7 @@ mock_provider "archive" {
   source          = "./tests/mocks"
 }
 
-# terraform.tfvars.example (tests/terraform/test_terraform_tests.py keeps them the same).
+# terraform.tfvars.example (tests/terraform/test_terraform_offline.py keeps them the same).
 variables {
   region                        = "eu-west-1"
   vpc_id                        = "vpc-0123456789abcdef0"
