@@ -11,6 +11,7 @@ import pytest
 from launcher import errors
 from launcher.errors import EventValidationError
 from launcher.events import CleanupEvent, StartEvent, StopEvent, SweepEvent, parse_event
+from run_contract.error_names import LAUNCHER_ERRORS
 from tests.launcher.conftest import EVENTS_DIR, CallLog, Invoke, load_event
 
 # Each invalid fixture, and the field(s) its error must name.
@@ -127,14 +128,7 @@ def test_error_classes_are_the_ones_named_in_the_design() -> None:
     design = (Path(__file__).resolve().parents[2] / "docs" / "design.md").read_text()
     paragraph = design.split("Error classes:", 1)[1].split("Environment:", 1)[0]
     named = set(re.findall(r"`(\w+)` \(", paragraph))
-    assert named == {
-        "EventValidationError",
-        "RunAlreadyInProgress",
-        "InsufficientCapacityEverywhere",
-        "ForeignInstanceError",
-        "LauncherTransientError",
-        "LauncherConfigurationError",
-    }
+    assert named == set(LAUNCHER_ERRORS)
     for name in named:
         assert issubclass(getattr(errors, name), errors.LauncherError), name
 
