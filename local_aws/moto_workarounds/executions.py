@@ -72,10 +72,11 @@ _WORKER_START_SECONDS: Final = 10.0
 def _wait_for_worker_environment(execution: Any) -> None:
     deadline = time.monotonic() + _WORKER_START_SECONDS
     while time.monotonic() < deadline:
-        worker = execution.exec_worker
+        # Only the parser backend's executions have a worker (moto's basic backend has none).
+        worker = getattr(execution, "exec_worker", None)
         if worker is None or worker.env is not None:
             return
-        if execution.exec_status != ExecutionStatus.RUNNING:
+        if getattr(execution, "exec_status", None) != ExecutionStatus.RUNNING:
             return
         time.sleep(0.005)
 

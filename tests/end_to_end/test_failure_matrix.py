@@ -398,9 +398,11 @@ def test_09_the_model_and_its_children_are_stopped(case_09: FinishedRun) -> None
 def test_09_the_execution_rule_cleans_up_after_an_abort(case_09: FinishedRun) -> None:
     (cleanup,) = [d for d in case_09.deliveries if d.payload.get("action") == "cleanup"]
     assert cleanup.payload["status"] == "ABORTED"
-    assert cleanup.response["terminated"] + cleanup.response["already_gone"] == [
-        case_09.instance_id
-    ]
+    # The agent, seeing its task gone, may have powered the instance off before the rule's
+    # cleanup ran (a loaded machine orders them either way): then cleanup finds nothing live.
+    handled = cleanup.response["terminated"] + cleanup.response["already_gone"]
+    assert handled in ([case_09.instance_id], []), cleanup.response
+    assert case_09.outcome.instance_states == {case_09.instance_id: "terminated"}
 
 
 # ---- 10: the launcher's stop is throttled ----------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -81,3 +82,15 @@ def test_an_execution_stopped_before_its_worker_started_is_still_aborted(
     sfn.stop_execution(executionArn=arn, error="Operator", cause="stopped at once")
     ended = wait_for_end(sfn, arn, timeout=15)
     assert (ended["status"], ended.get("error")) == ("ABORTED", "Operator")
+
+
+def test_the_stop_does_not_wait_for_an_execution_of_the_basic_backend() -> None:
+    # moto's in-process backend (the launcher's tests) has executions without a worker.
+    from moto.stepfunctions.models import Execution
+
+    from local_aws.moto_workarounds.executions import _wait_for_worker_environment
+
+    execution = Execution.__new__(Execution)
+    started = time.monotonic()
+    _wait_for_worker_environment(execution)
+    assert time.monotonic() - started < 5  # far below the 10 s bound it would wait
