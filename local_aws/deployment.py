@@ -11,6 +11,7 @@ Values that must differ on a laptop (short timeouts, a fixed AMI id) come only f
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import io
 import json
@@ -254,17 +255,24 @@ def deploy_model_bucket(aws: LocalAws, d: Deployment) -> None:
     s3.put_bucket_versioning(Bucket=d.bucket_name, VersioningConfiguration={"Status": "Enabled"})
 
 
+def _log_group(aws: LocalAws, name: str) -> None:
+    # The local Lambda runtime creates its function's group on first invocation, as Lambda does.
+    logs = aws.client("logs")
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+        logs.create_log_group(logGroupName=name)
+
+
 def deploy_agent_log_group(aws: LocalAws, d: Deployment) -> None:
     """The group the CloudWatch agent of the user data ships to (local_aws/log_shipping.py)."""
-    aws.client("logs").create_log_group(logGroupName=d.settings.agent_log_group_name)
+    _log_group(aws, d.settings.agent_log_group_name)
 
 
 def deploy_launcher_log_group(aws: LocalAws, d: Deployment) -> None:
-    aws.client("logs").create_log_group(logGroupName=d.settings.launcher_log_group_name)
+    _log_group(aws, d.settings.launcher_log_group_name)
 
 
 def deploy_workflow_log_group(aws: LocalAws, d: Deployment) -> None:
-    aws.client("logs").create_log_group(logGroupName=d.settings.workflow_log_group_name)
+    _log_group(aws, d.settings.workflow_log_group_name)
 
 
 def deploy_activity(aws: LocalAws, d: Deployment) -> None:

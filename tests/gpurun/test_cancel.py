@@ -30,7 +30,11 @@ def stack(make_run: MakeRun, cli_env: LocalAws) -> LocalRun:
         publish=False,
         backend=IdleBackend(),
         nets=Nets(execution_rule=True, instance_rule=False, sweeper=False),
-        settings={"activity_timeout_seconds": 120, "execution_timeout_seconds": 180},
+        settings={
+            "heartbeat_timeout_seconds": 30,
+            "activity_timeout_seconds": 120,
+            "execution_timeout_seconds": 180,
+        },
     )
 
 
