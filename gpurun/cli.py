@@ -1,14 +1,15 @@
-"""``python -m gpurun``: run, status, logs, publish-model, doctor.
+"""``gpurun`` (or ``python -m gpurun``): run, follow, cancel, status, logs, publish-model, doctor.
 
 Exit codes: 0 succeeded / all checks ok; 1 the run FAILED or a check failed; 2 bad usage or
 configuration; 3 the run TIMED_OUT; 4 the run was ABORTED; 5 still running when --timeout ended
-the follow.
+the follow; 130 interrupted (Ctrl-C; a run goes on).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -17,9 +18,16 @@ from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from gpurun import doctor, logs, runs, status
+from gpurun import cancel, doctor, logs, run_checks, runs, status
 from gpurun.aws import Clients
-from gpurun.errors import EXIT_BY_STATUS, EXIT_FAILED, EXIT_OK, EXIT_USAGE, GpurunError
+from gpurun.errors import (
+    EXIT_BY_STATUS,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    GpurunError,
+)
 from gpurun.stack import FIELDS, Stack
 
 
@@ -50,6 +58,18 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
+def _follow_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--poll-seconds", type=float, default=2.0, help="history poll interval (default 2)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="stop following after this many seconds (exit 5; the run goes on)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common()
     parser = argparse.ArgumentParser(
@@ -75,15 +95,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--name", help="execution name (default manual-<UTC time>-<random>)")
     run.add_argument("--no-follow", action="store_true", help="start and return at once")
-    run.add_argument(
-        "--poll-seconds", type=float, default=2.0, help="history poll interval (default 2)"
+    _follow_options(run)
+
+    fw = commands.add_parser(
+        "follow",
+        parents=[common],
+        help="re-attach to a run and follow it until it ends",
+        description="Print a run's phases so far, then each new one as it happens; exits with "
+        "the run's outcome code.",
     )
-    run.add_argument(
-        "--timeout",
+    fw.add_argument("run", help="execution name or ARN")
+    _follow_options(fw)
+
+    cn = commands.add_parser(
+        "cancel",
+        parents=[common],
+        help="stop a run and wait until its instance is terminated",
+        description="StopExecution with a cause naming you; the nets terminate the run's "
+        "instance, and this waits until EC2 reports it terminated.",
+    )
+    cn.add_argument("run", nargs="?", help="execution name or ARN (default: the running run)")
+    cn.add_argument(
+        "--wait-seconds",
         type=float,
-        default=None,
-        help="stop following after this many seconds (exit 5)",
+        default=300.0,
+        help="how long to wait for the instance to be terminated (default 300)",
     )
+    cn.add_argument("--poll-seconds", type=float, default=2.0, help="EC2 poll interval (default 2)")
 
     st = commands.add_parser(
         "status",
@@ -102,6 +140,21 @@ def build_parser() -> argparse.ArgumentParser:
         "mentioning the run, in time order.",
     )
     lg.add_argument("run", help="execution name or ARN")
+    lg.add_argument(
+        "--follow",
+        "-f",
+        action="store_true",
+        help="keep printing new lines until the run has ended (and its instance shipped its last)",
+    )
+    lg.add_argument(
+        "--poll-seconds", type=float, default=2.0, help="--follow's poll interval (default 2)"
+    )
+    lg.add_argument(
+        "--linger-seconds",
+        type=float,
+        default=15.0,
+        help="--follow: keep reading this long after the run ended (default 15)",
+    )
 
     pub = commands.add_parser(
         "publish-model",
@@ -140,18 +193,32 @@ def _print_json(value: Any, out: TextIO) -> None:
     print(json.dumps(value, indent=1, default=str), file=out)
 
 
-def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
-    stack = _stack(args)
-    overrides = runs.parse_overrides(args.overrides)
-    machine = stack.require("state_machine_arn")
-    sfn = _clients(args, stack).client("stepfunctions")
-    execution_arn, name = runs.start_execution(sfn, machine, overrides, args.name)
-    if not args.json:
-        print(f"started {name}\n  {execution_arn}", file=out, flush=True)
-    if args.no_follow:
-        if args.json:
-            _print_json({"execution_arn": execution_arn, "name": name, "status": "RUNNING"}, out)
-        return EXIT_OK
+def _connection_flags(args: argparse.Namespace) -> list[str]:
+    """The AWS and stack options this command was given, to repeat in the commands it prints."""
+    flags: list[str] = []
+    given: list[tuple[str, object]] = [
+        ("--profile", args.profile),
+        ("--endpoint-url", args.endpoint_url),
+        ("--terraform-dir", args.terraform_dir),
+        ("--outputs-file", args.outputs_file),
+    ]
+    given += [(field.flag, getattr(args, name, None)) for name, field in FIELDS.items()]
+    for flag, value in given:
+        if value is not None:
+            flags += [flag, str(value)]
+    return flags
+
+
+def next_commands(args: argparse.Namespace, name: str) -> list[str]:
+    """The commands that follow, cancel and read the logs of run ``name``, ready to paste."""
+    flags = _connection_flags(args)
+    return [
+        shlex.join(["gpurun", command, name, *flags]) for command in ("follow", "cancel", "logs")
+    ]
+
+
+def _follow(args: argparse.Namespace, sfn: Any, execution_arn: str, name: str, out: TextIO) -> int:
+    """Follow one execution to its end (or --timeout); its outcome as an exit code."""
     progress: list[dict[str, str]] = []
 
     def show(p: runs.Progress) -> None:
@@ -182,6 +249,135 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
             file=out,
         )
     return EXIT_BY_STATUS.get(state, EXIT_FAILED)
+
+
+class Interrupted(Exception):
+    """Ctrl-C while following a run: the run goes on; the message says how to reach it."""
+
+    def __init__(self, name: str, commands: list[str]) -> None:
+        self.name = name
+        self.commands = commands
+        follow, cancel_ = commands[0], commands[1]
+        super().__init__(
+            f"stopped following; {name} goes on running. Follow it: {follow}  Cancel it: {cancel_}"
+        )
+
+
+def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    stack = _stack(args)
+    overrides = runs.parse_overrides(args.overrides)
+    machine = stack.require("state_machine_arn")
+    sfn = _clients(args, stack).client("stepfunctions")
+    run_checks.check_run_input(overrides, run_checks.run_defaults(sfn, machine))
+    running = run_checks.running_executions(sfn, machine)
+    if running:
+        names = ", ".join(str(e["name"]) for e in running)
+        first = str(running[0]["name"])
+        raise GpurunError(
+            f"a run is in progress ({names}), one run at a time, so none was started; follow it "
+            f"with `{next_commands(args, first)[0]}` or cancel it with "
+            f"`{next_commands(args, first)[1]}`"
+        )
+    execution_arn, name = runs.start_execution(sfn, machine, overrides, args.name)
+    commands = next_commands(args, name)
+    if not args.json:
+        print(f"started {name}\n  {execution_arn}", file=out)
+        print(f"  follow: {commands[0]}", file=out)
+        print(f"  cancel: {commands[1]}", file=out)
+        print(f"  logs:   {commands[2]}", file=out, flush=True)
+    if args.no_follow:
+        if args.json:
+            _print_json(
+                {
+                    "execution_arn": execution_arn,
+                    "name": name,
+                    "status": "RUNNING",
+                    "next_commands": commands,
+                },
+                out,
+            )
+        return EXIT_OK
+    try:
+        return _follow(args, sfn, execution_arn, name, out)
+    except KeyboardInterrupt:
+        raise Interrupted(name, commands) from None
+
+
+def cmd_follow(args: argparse.Namespace, out: TextIO) -> int:
+    stack = _stack(args)
+    sfn = _clients(args, stack).client("stepfunctions")
+    described = runs.describe_run(sfn, stack.require("state_machine_arn"), args.run)
+    name, execution_arn = str(described["name"]), str(described["executionArn"])
+    try:
+        return _follow(args, sfn, execution_arn, name, out)
+    except KeyboardInterrupt:
+        raise Interrupted(name, next_commands(args, name)) from None
+
+
+def cmd_cancel(args: argparse.Namespace, out: TextIO) -> int:
+    stack = _stack(args)
+    clients = _clients(args, stack)
+    sfn = clients.client("stepfunctions")
+    machine = stack.require("state_machine_arn")
+    if args.run is None:
+        running = run_checks.running_executions(sfn, machine)
+        if not running:
+            raise GpurunError("no run is in progress; `gpurun status` lists the recent runs")
+        if len(running) > 1:
+            names = ", ".join(str(e["name"]) for e in running)
+            raise GpurunError(f"{len(running)} runs are in progress ({names}); name the one")
+        described = dict(running[0])
+    else:
+        described = runs.describe_run(sfn, machine, args.run)
+    name, execution_arn = str(described["name"]), str(described["executionArn"])
+    if described["status"] != "RUNNING":
+        raise GpurunError(
+            f"{name} already ended ({described['status']}); nothing to cancel. "
+            f"`{shlex.join(['gpurun', 'logs', name, *_connection_flags(args)])}` shows its logs"
+        )
+    who = cancel.operator(clients.client("sts"))
+    cause = cancel.stop_execution(sfn, execution_arn, who)
+    if not args.json:
+        print(f"stopped {name} (cancelled by {who}); waiting for its instance", file=out)
+
+    def changed(instances: dict[str, str]) -> None:
+        if not args.json and instances:
+            shown = ", ".join(f"{i} {s}" for i, s in sorted(instances.items()))
+            print(f"  {shown}", file=out, flush=True)
+
+    outcome = cancel.wait_for_termination(
+        clients.client("ec2"),
+        execution_arn,
+        timeout_seconds=args.wait_seconds,
+        poll_seconds=args.poll_seconds,
+        on_change=changed,
+    )
+    if args.json:
+        _print_json(
+            {
+                "execution_arn": execution_arn,
+                "name": name,
+                "status": "ABORTED",
+                "cancelled_by": who,
+                "cause": cause,
+                "instances": outcome.instances,
+                "all_terminated": outcome.all_terminated,
+            },
+            out,
+        )
+    elif not outcome.instances:
+        print(f"{name}: ABORTED; it had no instance", file=out)
+    elif outcome.all_terminated:
+        print(f"{name}: ABORTED; instance {', '.join(outcome.instances)} terminated", file=out)
+    else:
+        left = ", ".join(f"{i} ({s})" for i, s in outcome.left.items())
+        print(
+            f"{name}: ABORTED, but after {args.wait_seconds:g} s instance {left} is not "
+            f"terminated; check the nets, or terminate it: aws ec2 terminate-instances "
+            f"--instance-ids {' '.join(outcome.left)}",
+            file=out,
+        )
+    return EXIT_OK if outcome.all_terminated else EXIT_FAILED
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
@@ -215,9 +411,23 @@ def cmd_logs(args: argparse.Namespace, out: TextIO) -> int:
         raise GpurunError(
             "no log group known: pass --agent-log-group / --launcher-log-group or --terraform-dir"
         )
-    lines = logs.run_lines(
-        clients.client("logs"), agent_group, launcher_group, ref, datetime.now(UTC)
-    )
+    logs_client = clients.client("logs")
+    for group, flag in (
+        (agent_group, "--agent-log-group"),
+        (launcher_group, "--launcher-log-group"),
+    ):
+        if group:
+            logs.require_group(logs_client, group, flag, clients.region)
+    if args.follow:
+        return _follow_logs(
+            args,
+            out,
+            sfn=clients.client("stepfunctions"),
+            logs_client=logs_client,
+            state_machine_arn=stack.require("state_machine_arn"),
+            groups=(agent_group, launcher_group),
+        )
+    lines = logs.run_lines(logs_client, agent_group, launcher_group, ref, datetime.now(UTC))
     if args.json:
         _print_json(
             {
@@ -231,10 +441,46 @@ def cmd_logs(args: argparse.Namespace, out: TextIO) -> int:
     if ref.instance_id is None:
         print(f"{ref.name} never got an instance: launcher lines only", file=out)
     for line in lines:
-        at = datetime.fromtimestamp(line.timestamp_ms / 1000, UTC)
-        print(f"{at:%Y-%m-%d %H:%M:%S} [{line.source}] {line.message}", file=out)
+        _print_line(line, args, out)
     if not lines:
-        print(f"no log lines for {ref.name} (yet): logs can take a minute to arrive", file=out)
+        # The groups exist: on AWS the CloudWatch agent ships within seconds to a minute.
+        print(f"no log lines for {ref.name} yet: the agent's lines can take a minute", file=out)
+    return EXIT_OK
+
+
+def _print_line(line: logs.LogLine, args: argparse.Namespace, out: TextIO) -> None:
+    if args.json:
+        print(json.dumps(line.as_dict()), file=out, flush=True)
+        return
+    at = datetime.fromtimestamp(line.timestamp_ms / 1000, UTC)
+    print(f"{at:%Y-%m-%d %H:%M:%S} [{line.source}] {line.message}", file=out, flush=True)
+
+
+def _follow_logs(
+    args: argparse.Namespace,
+    out: TextIO,
+    *,
+    sfn: Any,
+    logs_client: Any,
+    state_machine_arn: str,
+    groups: tuple[str | None, str | None],
+) -> int:
+    """``logs --follow``: every line as it arrives (with --json, one JSON object a line)."""
+    try:
+        ref = logs.follow_lines(
+            sfn,
+            logs_client,
+            state_machine_arn,
+            args.run,
+            groups=groups,
+            on_line=lambda line: _print_line(line, args, out),
+            poll_seconds=args.poll_seconds,
+            linger_seconds=args.linger_seconds,
+        )
+    except KeyboardInterrupt:
+        raise Interrupted(args.run, next_commands(args, args.run)) from None
+    if not args.json:
+        print(f"{ref.name} has ended", file=out)
     return EXIT_OK
 
 
@@ -285,6 +531,8 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
 
 COMMANDS = {
     "run": cmd_run,
+    "follow": cmd_follow,
+    "cancel": cmd_cancel,
     "status": cmd_status,
     "logs": cmd_logs,
     "publish-model": cmd_publish,
@@ -300,6 +548,12 @@ def main(
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args, out)
+    except Interrupted as exc:
+        print(f"gpurun {args.command}: {exc}", file=err)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print(f"gpurun {args.command}: interrupted", file=err)
+        return EXIT_INTERRUPTED
     except GpurunError as exc:
         print(f"gpurun {args.command}: {exc}", file=err)
     except NoCredentialsError:

@@ -14,6 +14,8 @@ EXIT_USAGE = 2
 EXIT_TIMED_OUT = 3
 EXIT_ABORTED = 4
 EXIT_STILL_RUNNING = 5
+# Ctrl-C, as a shell reports SIGINT (128 + 2); the run itself goes on.
+EXIT_INTERRUPTED = 130
 
 EXIT_BY_STATUS = {
     "SUCCEEDED": EXIT_OK,

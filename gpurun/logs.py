@@ -4,7 +4,9 @@ mentioning the execution name or the instance id), merged in time order."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -40,21 +42,8 @@ class RunRef:
 
 def resolve_run(sfn: Any, state_machine_arn: str, run: str) -> RunRef:
     """An execution name or ARN -> its ARN, times and instance id (from the history)."""
-    if run.startswith("arn:"):
-        execution_arn = run
-    else:
-        machine = state_machine_arn.split(":stateMachine:", 1)
-        if len(machine) != 2:
-            raise GpurunError(f"{state_machine_arn!r} is not a state machine ARN")
-        execution_arn = f"{machine[0]}:execution:{machine[1]}:{run}"
-    try:
-        described = sfn.describe_execution(executionArn=execution_arn)
-    except ClientError as exc:
-        if "ExecutionDoesNotExist" in str(exc):
-            raise GpurunError(
-                f"no execution {run!r}; `gpurun status` lists the recent runs"
-            ) from exc
-        raise
+    described = runs.describe_run(sfn, state_machine_arn, run)
+    execution_arn = str(described["executionArn"])
     instance = runs.instance_from_history(runs.history_events(sfn, execution_arn))
     return RunRef(
         execution_arn=execution_arn,
@@ -62,6 +51,18 @@ def resolve_run(sfn: Any, state_machine_arn: str, run: str) -> RunRef:
         started=described["startDate"],
         stopped=described.get("stopDate"),
         instance_id=None if instance is None else str(instance.get("instance_id")),
+    )
+
+
+def require_group(logs: Any, group: str, flag: str, region: str | None) -> None:
+    """A log group that does not exist is a wrong name or region, not logs still to come."""
+    response = logs.describe_log_groups(logGroupNamePrefix=group)
+    if any(g["logGroupName"] == group for g in response.get("logGroups", [])):
+        return
+    raise GpurunError(
+        f"log group {group!r} does not exist in {region or 'this region'}: check {flag} (or its "
+        "GPURUN_* variable or Terraform output) and --region against `terraform output`; on the "
+        "local AWS, the demo must still be running (make demo ARGS=--keep-running)"
     )
 
 
@@ -130,3 +131,34 @@ def run_lines(
     if launcher_group:
         lines += launcher_lines(logs, launcher_group, ref, now)
     return sorted(lines, key=lambda line: (line.timestamp_ms, line.source))
+
+
+def follow_lines(
+    sfn: Any,
+    logs: Any,
+    state_machine_arn: str,
+    run: str,
+    *,
+    groups: tuple[str | None, str | None],
+    on_line: Callable[[LogLine], None],
+    poll_seconds: float = 2.0,
+    linger_seconds: float = 15.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RunRef:
+    """Report each new line of the run until it has ended and ``linger_seconds`` more have
+    passed (the instance ships its last lines as it shuts down); returns the run as it ended."""
+    seen: set[tuple[int, str, str, str]] = set()
+    ended_at: float | None = None
+    while True:
+        ref = resolve_run(sfn, state_machine_arn, run)
+        for line in run_lines(logs, groups[0], groups[1], ref, datetime.now(UTC)):
+            key = (line.timestamp_ms, line.source, line.stream, line.message)
+            if key not in seen:
+                seen.add(key)
+                on_line(line)
+        if ref.stopped is not None and ended_at is None:
+            ended_at = clock()
+        if ended_at is not None and clock() - ended_at >= linger_seconds:
+            return ref
+        sleep(poll_seconds)

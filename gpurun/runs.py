@@ -10,6 +10,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from gpurun.errors import GpurunError
 from run_contract.run_parameters import RUN_PARAMETERS
 from run_contract.statuses import TERMINAL_STATUSES
@@ -61,6 +63,28 @@ def start_execution(
         stateMachineArn=state_machine_arn, name=name, input=json.dumps(run_input)
     )
     return str(response["executionArn"]), name
+
+
+def execution_arn_of(state_machine_arn: str, run: str) -> str:
+    """An execution name or ARN -> its ARN (executions live under their state machine's name)."""
+    if run.startswith("arn:"):
+        return run
+    machine = state_machine_arn.split(":stateMachine:", 1)
+    if len(machine) != 2:
+        raise GpurunError(f"{state_machine_arn!r} is not a state machine ARN")
+    return f"{machine[0]}:execution:{machine[1].split(':', 1)[0]}:{run}"
+
+
+def describe_run(sfn: Any, state_machine_arn: str, run: str) -> dict[str, Any]:
+    """describe_execution of a run named by name or ARN; an unknown run is the user's error."""
+    try:
+        return dict(sfn.describe_execution(executionArn=execution_arn_of(state_machine_arn, run)))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+            raise GpurunError(
+                f"no run {run!r} of {state_machine_arn}; `gpurun status` lists the recent runs"
+            ) from exc
+        raise
 
 
 def history_events(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:

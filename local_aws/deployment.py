@@ -11,6 +11,7 @@ Values that must differ on a laptop (short timeouts, a fixed AMI id) come only f
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import io
 import json
@@ -82,6 +83,19 @@ class LocalSettings:
         return f"{self.name}-launcher"
 
     @property
+    def agent_log_group_name(self) -> str:
+        """terraform/main.tf's aws_cloudwatch_log_group.agent (the user data ships to it)."""
+        return f"/{self.name}/instance-agent"
+
+    @property
+    def launcher_log_group_name(self) -> str:
+        return f"/aws/lambda/{self.launcher_name}"
+
+    @property
+    def workflow_log_group_name(self) -> str:
+        return f"/aws/vendedlogs/states/{self.state_machine_name}"
+
+    @property
     def bucket_name(self) -> str:
         # Terraform uses bucket_prefix (a random suffix); a fixed name keeps local runs readable.
         return f"{self.name}-models-local"
@@ -150,7 +164,7 @@ def user_data_variables(settings: LocalSettings, deployment: Deployment) -> dict
         "agent_artifact_s3_uri": f"s3://{deployment.bucket_name}/agent/instance-agent.tar.gz",
         "agent_artifact_version": "local",
         "region": settings.region,
-        "log_group_name": f"/{settings.name}/instance-agent",
+        "log_group_name": settings.agent_log_group_name,
     }
 
 
@@ -239,6 +253,26 @@ def deploy_model_bucket(aws: LocalAws, d: Deployment) -> None:
         Bucket=d.bucket_name, CreateBucketConfiguration={"LocationConstraint": aws.region}
     )
     s3.put_bucket_versioning(Bucket=d.bucket_name, VersioningConfiguration={"Status": "Enabled"})
+
+
+def _log_group(aws: LocalAws, name: str) -> None:
+    # The local Lambda runtime creates its function's group on first invocation, as Lambda does.
+    logs = aws.client("logs")
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+        logs.create_log_group(logGroupName=name)
+
+
+def deploy_agent_log_group(aws: LocalAws, d: Deployment) -> None:
+    """The group the CloudWatch agent of the user data ships to (local_aws/log_shipping.py)."""
+    _log_group(aws, d.settings.agent_log_group_name)
+
+
+def deploy_launcher_log_group(aws: LocalAws, d: Deployment) -> None:
+    _log_group(aws, d.settings.launcher_log_group_name)
+
+
+def deploy_workflow_log_group(aws: LocalAws, d: Deployment) -> None:
+    _log_group(aws, d.settings.workflow_log_group_name)
 
 
 def deploy_activity(aws: LocalAws, d: Deployment) -> None:
@@ -432,6 +466,9 @@ DeployStep = Callable[[LocalAws, Deployment], None]
 # mapped to it in TERRAFORM_COUNTERPARTS.
 DEPLOY_STEPS: tuple[DeployStep, ...] = (
     deploy_model_bucket,
+    deploy_agent_log_group,
+    deploy_launcher_log_group,
+    deploy_workflow_log_group,
     deploy_activity,
     deploy_instance_role,
     deploy_network,
@@ -446,6 +483,9 @@ DEPLOY_STEPS: tuple[DeployStep, ...] = (
 
 TERRAFORM_COUNTERPARTS: dict[str, DeployStep] = {
     "module.model_bucket.aws_s3_bucket.this": deploy_model_bucket,
+    "aws_cloudwatch_log_group.agent": deploy_agent_log_group,
+    "module.launcher_function.aws_cloudwatch_log_group.this": deploy_launcher_log_group,
+    "module.workflow.aws_cloudwatch_log_group.this": deploy_workflow_log_group,
     "module.workflow.aws_sfn_activity.this": deploy_activity,
     "module.launch_template.aws_launch_template.this": deploy_launch_template,
     "module.launcher_function.aws_lambda_function.this": deploy_launcher_function,

@@ -34,6 +34,7 @@ from typing import IO, Any
 
 from instance_agent.storage import INSTANCE_STORE_MODEL
 from local_aws import process_tree
+from local_aws.log_shipping import LogShipper, collect_list
 from local_aws.machines import BootRequest
 from local_aws.server import LocalAws
 from local_aws.user_data import UserDataError, agent_config_from_cloud_config
@@ -247,6 +248,7 @@ class ProcessMachine:
         self._sfn: Any = None
         self._exited_at: float | None = None
         self._stop_post_recorded = False
+        self.log_shipper: LogShipper | None = None
 
     @property
     def log_path(self) -> Path:
@@ -276,8 +278,24 @@ class ProcessMachine:
         self.paths.config.write_text(json.dumps(config, indent=2), encoding="utf-8")
         self.paths.metrics_file.parent.mkdir(parents=True, exist_ok=True)
         self._write_uptime()
+        self._start_log_shipper(config)
         self._spawn()
         return self
+
+    def _start_log_shipper(self, config: Mapping[str, Any]) -> None:
+        """The CloudWatch agent the bootstrap starts on EC2: the agent's log and metrics files
+        to the groups and streams of the user data's configuration."""
+        try:
+            entries = collect_list(self.request.user_data, self.request.instance_id)
+        except UserDataError as exc:
+            self.request.record("no_log_shipping", str(exc))
+            return
+        metrics_file = Path(str(config.get("metrics", {}).get("file", self.paths.metrics_file)))
+        local_files = {
+            "/var/log/instance-agent.log": self.paths.log,
+            "/var/log/instance-agent-metrics.log": metrics_file,
+        }
+        self.log_shipper = LogShipper(self.request.aws, entries, local_files).start()
 
     def _spawn(self) -> None:
         paths = self.paths
@@ -342,6 +360,8 @@ class ProcessMachine:
     def power_off(self, reason: str) -> None:
         self.kill_agent(reason)
         self._reap(wait=True)
+        if self.log_shipper is not None:
+            self.log_shipper.stop()
 
     def live_pids(self) -> set[int]:
         pids = set(self.known_pids)

@@ -30,6 +30,8 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/gpurun-test"
 PROJECT = "ops-test"
 MODEL_PREFIX = "models/current/"
 SCHEDULE = f"{PROJECT}-weekly"
+AGENT_LOG_GROUP = f"/{PROJECT}/instance-agent"
+LAUNCHER_LOG_GROUP = f"/aws/lambda/{PROJECT}-launcher"
 
 
 @dataclass
@@ -61,9 +63,9 @@ class SmallStack:
             "--schedule-name",
             SCHEDULE,
             "--agent-log-group",
-            f"/{PROJECT}/instance-agent",
+            AGENT_LOG_GROUP,
             "--launcher-log-group",
-            f"/aws/lambda/{PROJECT}-launcher",
+            LAUNCHER_LOG_GROUP,
         ]
 
     def run(self, name: str, instance: dict[str, Any] | None = None) -> str:
@@ -153,6 +155,10 @@ def small_stack(aws: None, tmp_path: Path) -> SmallStack:
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     s3.put_object(Bucket=bucket, Key=f"{MODEL_PREFIX}manifest.json", Body=b"{}")
     activity_arn = sfn_client.create_activity(name=f"{PROJECT}-run-model")["activityArn"]
+    # Terraform creates both log groups with the stack (the monitoring and launcher modules).
+    logs = boto3.client("logs", region_name=REGION)
+    for group in (AGENT_LOG_GROUP, LAUNCHER_LOG_GROUP):
+        logs.create_log_group(logGroupName=group)
     defaults = {
         "instance_types": ["g5.xlarge", "g4dn.xlarge"],
         "subnet_ids": subnet_ids,

@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
+from gpurun import runs
 from local_aws.local_run import LocalRun
 from local_aws.server import LocalAws
 from tests.conftest import MakeRun
 from tests.gpurun.cli_helpers import Result, gpurun
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -60,6 +62,16 @@ def cli(run: LocalRun, aws: LocalAws, *argv: str) -> Result:
         "--bucket",
         run.deployed.bucket_name,
     )
+
+
+def log_flags(run: LocalRun) -> list[str]:
+    settings = run.deployed.settings
+    return [
+        "--agent-log-group",
+        settings.agent_log_group_name,
+        "--launcher-log-group",
+        settings.launcher_log_group_name,
+    ]
 
 
 def run_record(run: LocalRun, aws: LocalAws, name: str) -> dict[str, Any]:
@@ -116,19 +128,11 @@ def test_a_refused_start_gets_a_minimal_run_json_from_the_launcher(
     deployed: Callable[..., LocalRun], local_aws: LocalAws
 ) -> None:
     run = deployed()
+    # gpurun run refuses this value itself; an execution started another way still gets one.
+    run.start_execution("ops-refused", {"max_runtime_seconds": 0})
 
     result = cli(
-        run,
-        local_aws,
-        "run",
-        "--name",
-        "ops-refused",
-        "--poll-seconds",
-        "0.5",
-        "--timeout",
-        "60",
-        "--set",
-        "max_runtime_seconds=0",
+        run, local_aws, "follow", "ops-refused", "--poll-seconds", "0.5", "--timeout", "60"
     )
 
     assert result.code == 1, result.out + result.err
@@ -137,3 +141,65 @@ def test_a_refused_start_gets_a_minimal_run_json_from_the_launcher(
     assert record["error"]["error"] == "EventValidationError"
     assert record["instance"] == {}
     assert record["input"]["max_runtime_seconds"] == 0
+
+
+def test_logs_shows_the_agents_real_lines_shipped_as_the_user_datas_cloudwatch_agent_would(
+    deployed: Callable[..., LocalRun], local_aws: LocalAws
+) -> None:
+    run = deployed()
+    assert cli(run, local_aws, "run", "--name", "ops-logs", "--poll-seconds", "0.5").code == 0
+    instance = runs.instance_from_history(
+        runs.history_events(
+            local_aws.client("stepfunctions"),
+            runs.execution_arn_of(run.deployed.state_machine_arn, "ops-logs"),
+        )
+    )
+    assert instance is not None
+    instance_id = instance["instance_id"]
+
+    def agent_lines() -> list[dict[str, Any]]:
+        document = cli(run, local_aws, "logs", "ops-logs", *log_flags(run), "--json").json()
+        return [line for line in document["lines"] if line["source"] == "agent"]
+
+    wait_until(
+        lambda: any("run succeeded" in line["message"] for line in agent_lines()),
+        30,
+        "the agent's last lines shipped",
+    )
+    streams = {line["stream"] for line in agent_lines()}
+    assert streams == {f"{instance_id}/instance-agent", f"{instance_id}/metrics"}
+    assert any("task received" in line["message"] for line in agent_lines())
+
+
+def test_logs_follow_prints_the_agents_lines_as_the_run_goes_and_ends_after_it(
+    deployed: Callable[..., LocalRun], local_aws: LocalAws
+) -> None:
+    run = deployed()
+    run.start_execution("ops-follow", {})
+
+    result = cli(
+        run,
+        local_aws,
+        "logs",
+        "ops-follow",
+        *log_flags(run),
+        "--follow",
+        "--json",
+        "--poll-seconds",
+        "0.5",
+        "--linger-seconds",
+        "5",
+    )
+
+    assert result.code == 0, result.err
+    lines = [json.loads(text) for text in result.out.splitlines()]
+    messages = [line["message"] for line in lines if line["source"] == "agent"]
+    assert any("task received" in m for m in messages)
+    assert any("run succeeded" in m for m in messages)
+    assert any(line["source"] == "launcher" for line in lines)
+    assert (
+        local_aws.client("stepfunctions").describe_execution(
+            executionArn=runs.execution_arn_of(run.deployed.state_machine_arn, "ops-follow")
+        )["status"]
+        == "SUCCEEDED"
+    )

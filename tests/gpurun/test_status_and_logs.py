@@ -10,7 +10,7 @@ import boto3
 
 from run_contract.run_record import new_record
 from tests.gpurun.cli_helpers import gpurun
-from tests.gpurun.conftest import REGION, SmallStack
+from tests.gpurun.conftest import AGENT_LOG_GROUP, REGION, SmallStack
 
 INSTANCE = {
     "instance_id": "i-0123456789abcdef0",
@@ -195,3 +195,17 @@ def test_logs_of_an_unknown_run_points_to_status(small_stack: SmallStack) -> Non
 
     assert result.code == 2
     assert "gpurun status" in result.err
+
+
+def test_logs_of_a_missing_log_group_is_an_error_naming_the_group_and_the_fix(
+    small_stack: SmallStack,
+) -> None:
+    small_stack.run("week-9", INSTANCE)
+    boto3.client("logs", region_name=REGION).delete_log_group(logGroupName=AGENT_LOG_GROUP)
+
+    result = gpurun("logs", "week-9", *small_stack.flags())
+
+    assert result.code == 2
+    assert f"log group '{AGENT_LOG_GROUP}' does not exist in {REGION}" in result.err
+    assert "check --agent-log-group" in result.err
+    assert "logs can take a minute" not in result.out + result.err

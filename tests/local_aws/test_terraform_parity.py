@@ -33,6 +33,7 @@ PARITY_TYPES = frozenset(
         "aws_s3_bucket",
         "aws_cloudwatch_event_rule",
         "aws_scheduler_schedule",
+        "aws_cloudwatch_log_group",
     }
 )
 
