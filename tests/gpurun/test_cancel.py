@@ -22,6 +22,9 @@ from tests.gpurun.cli_helpers import gpurun
 from tests.support.waiting import wait_until
 from tests.support.workflow import wait_for_end
 
+# Runs through the local AWS (deployed workflow, executions): make unit leaves them out.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def stack(make_run: MakeRun, cli_env: LocalAws) -> LocalRun:

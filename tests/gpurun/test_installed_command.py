@@ -16,6 +16,9 @@ from local_aws.server import LocalAws
 from tests.support.waiting import wait_until
 from tests.support.workflow import WeeklyRun
 
+# Runs through the local AWS (deployed workflow, executions): make unit leaves them out.
+pytestmark = pytest.mark.slow
+
 
 def installed_gpurun() -> str:
     """The console script next to this interpreter (the venv's), else the one on PATH."""

@@ -12,6 +12,9 @@ from tests.gpurun.cli_helpers import gpurun
 from tests.gpurun.conftest import REGION
 from tests.support.workflow import WeeklyRun, agent
 
+# Runs through the local AWS (deployed workflow, executions): make unit leaves them out.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(autouse=True)
 def _cli_against_the_local_aws(cli_env: LocalAws) -> None:

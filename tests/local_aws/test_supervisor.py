@@ -125,7 +125,12 @@ def test_a_new_project_instance_gets_an_agent_process(
     instance_id = run_instance(local_aws, cloud_config(TERRAFORM_CONFIG))
     report = stand_in_report(supervisor, instance_id)
     assert process_tree.is_alive(report["pid"])
-    assert [e.name for e in supervisor.events_of(instance_id)] == ["launched", "agent_started"]
+    # This user data carries no CloudWatch agent configuration: nothing ships its logs.
+    assert [e.name for e in supervisor.events_of(instance_id)] == [
+        "launched",
+        "no_log_shipping",
+        "agent_started",
+    ]
 
 
 def test_instances_of_other_projects_are_left_alone(

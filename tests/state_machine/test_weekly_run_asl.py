@@ -19,6 +19,9 @@ from tests.support.workflow import (
     wait_for_end,
 )
 
+# Runs through the local AWS (deployed workflow, executions): make unit leaves them out.
+pytestmark = pytest.mark.slow
+
 TEMPLATE = (
     Path(__file__).resolve().parents[2] / "terraform/modules/workflow/weekly_run.asl.json.tftpl"
 )
