@@ -91,7 +91,7 @@ def wait_for_end(sfn: Any, execution_arn: str, timeout: float = 60.0) -> dict[st
 
 
 def take_task(
-    sfn: Any, activity_arn: str, worker: str = "test-worker", timeout: float = 30.0
+    sfn: Any, activity_arn: str, worker: str = "test-worker", timeout: float = 100.0
 ) -> tuple[str, dict[str, Any]]:
     """Poll the activity like a worker until a task comes: (token, input)."""
     deadline = time.monotonic() + timeout
