@@ -48,26 +48,31 @@ def project_name() -> str:
     return _required("PROJECT_NAME")
 
 
+def _required_arn(name: str, pattern: re.Pattern[str], what: str, fix: str) -> str:
+    value = _required(name)
+    if not pattern.fullmatch(value):
+        raise LauncherConfigurationError(f"{name}={value[:120]!r} is not {what}; {fix}")
+    return value
+
+
 def state_machine_arn() -> str:
     """STATE_MACHINE_ARN: the only state machine whose executions start may launch for."""
-    value = _required("STATE_MACHINE_ARN")
-    if not _STATE_MACHINE_ARN.fullmatch(value):
-        raise LauncherConfigurationError(
-            f"STATE_MACHINE_ARN={value[:120]!r} is not a Step Functions state machine ARN; set "
-            "it to the workflow's state machine."
-        )
-    return value
+    return _required_arn(
+        "STATE_MACHINE_ARN",
+        _STATE_MACHINE_ARN,
+        "a Step Functions state machine ARN",
+        "set it to the workflow's state machine.",
+    )
 
 
 def activity_arn() -> str:
     """ACTIVITY_ARN: the run's activity, whose pending task instance_lost fails."""
-    value = _required("ACTIVITY_ARN")
-    if not _ACTIVITY_ARN.fullmatch(value):
-        raise LauncherConfigurationError(
-            f"ACTIVITY_ARN={value[:120]!r} is not a Step Functions activity ARN; set it to the "
-            "workflow module's activity_arn output."
-        )
-    return value
+    return _required_arn(
+        "ACTIVITY_ARN",
+        _ACTIVITY_ARN,
+        "a Step Functions activity ARN",
+        "set it to the workflow module's activity_arn output.",
+    )
 
 
 def launch_template() -> LaunchTemplateRef:
