@@ -28,6 +28,7 @@ from gpurun.errors import (
     EXIT_USAGE,
     GpurunError,
 )
+from gpurun.interrupt import deferred_interrupt
 from gpurun.stack import FIELDS, Stack
 
 
@@ -226,9 +227,15 @@ def _follow(args: argparse.Namespace, sfn: Any, execution_arn: str, name: str, o
         if not args.json:
             print(f"{p.timestamp:%H:%M:%S} {p.phase:<14} {p.message}", file=out, flush=True)
 
-    final = runs.follow(
-        sfn, execution_arn, show, poll_seconds=args.poll_seconds, timeout_seconds=args.timeout
-    )
+    with deferred_interrupt() as sleep:
+        final = runs.follow(
+            sfn,
+            execution_arn,
+            show,
+            poll_seconds=args.poll_seconds,
+            timeout_seconds=args.timeout,
+            sleep=sleep,
+        )
     state = str(final["status"])
     if args.json:
         _print_json(
@@ -467,16 +474,18 @@ def _follow_logs(
 ) -> int:
     """``logs --follow``: every line as it arrives (with --json, one JSON object a line)."""
     try:
-        ref = logs.follow_lines(
-            sfn,
-            logs_client,
-            state_machine_arn,
-            args.run,
-            groups=groups,
-            on_line=lambda line: _print_line(line, args, out),
-            poll_seconds=args.poll_seconds,
-            linger_seconds=args.linger_seconds,
-        )
+        with deferred_interrupt() as sleep:
+            ref = logs.follow_lines(
+                sfn,
+                logs_client,
+                state_machine_arn,
+                args.run,
+                groups=groups,
+                on_line=lambda line: _print_line(line, args, out),
+                poll_seconds=args.poll_seconds,
+                linger_seconds=args.linger_seconds,
+                sleep=sleep,
+            )
     except KeyboardInterrupt:
         raise Interrupted(args.run, next_commands(args, args.run)) from None
     if not args.json:
