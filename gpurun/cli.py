@@ -29,7 +29,7 @@ from gpurun.errors import (
     GpurunError,
 )
 from gpurun.interrupt import deferred_interrupt
-from gpurun.stack import FIELDS, Stack
+from gpurun.stack import FIELDS, Stack, local_demo_hint
 
 
 def _common() -> argparse.ArgumentParser:
@@ -579,6 +579,8 @@ def main(
         )
     except BotoCoreError as exc:
         print(
-            f"gpurun {args.command}: {exc}; check --region/--endpoint-url and the network", file=err
+            f"gpurun {args.command}: {exc}; check --region/--endpoint-url and the network"
+            + local_demo_hint(),
+            file=err,
         )
     return EXIT_USAGE
