@@ -29,6 +29,7 @@ from gpurun.errors import (
     GpurunError,
 )
 from gpurun.interrupt import deferred_interrupt
+from gpurun.progress import TransferProgress
 from gpurun.stack import FIELDS, Stack, local_demo_hint
 
 
@@ -505,7 +506,13 @@ def cmd_publish(args: argparse.Namespace, out: TextIO) -> int:
     bucket = stack.require("model_bucket")
     s3 = _clients(args, stack).client("s3")
     try:
-        manifest = publish_model(s3, args.directory, bucket, args.prefix)
+        manifest = publish_model(
+            s3,
+            args.directory,
+            bucket,
+            args.prefix,
+            progress=TransferProgress(out, json_lines=args.json),
+        )
     except PublishError as exc:
         raise GpurunError(str(exc)) from exc
     result = {
@@ -516,7 +523,8 @@ def cmd_publish(args: argparse.Namespace, out: TextIO) -> int:
         "model_version": manifest.model_version,
     }
     if args.json:
-        _print_json(result, out)
+        # The last of the JSON lines (the progress events came before it).
+        print(json.dumps({"event": "published", **result}), file=out)
     else:
         print(
             f"published {result['files']} file(s), {result['bytes']} bytes, "
