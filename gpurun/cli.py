@@ -219,13 +219,34 @@ def next_commands(args: argparse.Namespace, name: str) -> list[str]:
     ]
 
 
-def _follow(args: argparse.Namespace, sfn: Any, execution_arn: str, name: str, out: TextIO) -> int:
-    """Follow one execution to its end (or --timeout); its outcome as an exit code."""
-    progress: list[dict[str, str]] = []
+def _follow(
+    args: argparse.Namespace,
+    clients: Clients,
+    stack: Stack,
+    execution_arn: str,
+    name: str,
+    *,
+    out: TextIO,
+) -> int:
+    """Follow one execution to its end (or --timeout); its outcome as an exit code. With --json,
+    one JSON object a line as each phase happens, the outcome (``"event": "end"``) last. When
+    the agent's log group is known, its milestones (the copy's progress) come in between."""
+    sfn = clients.client("stepfunctions")
+    agent_group = stack.get("agent_log_group")
+    milestones = None
+    if agent_group:
+        milestones = logs.milestone_progress(
+            sfn,
+            clients.client("logs"),
+            stack.require("state_machine_arn"),
+            execution_arn,
+            agent_group,
+        )
 
     def show(p: runs.Progress) -> None:
-        progress.append(p.as_dict())
-        if not args.json:
+        if args.json:
+            print(json.dumps({"event": "phase", **p.as_dict()}), file=out, flush=True)
+        else:
             print(f"{p.timestamp:%H:%M:%S} {p.phase:<14} {p.message}", file=out, flush=True)
 
     with deferred_interrupt() as sleep:
@@ -236,20 +257,19 @@ def _follow(args: argparse.Namespace, sfn: Any, execution_arn: str, name: str, o
             poll_seconds=args.poll_seconds,
             timeout_seconds=args.timeout,
             sleep=sleep,
+            more_progress=milestones,
         )
     state = str(final["status"])
     if args.json:
-        _print_json(
-            {
-                "execution_arn": execution_arn,
-                "name": name,
-                "status": state,
-                "error": final.get("error"),
-                "cause": final.get("cause"),
-                "progress": progress,
-            },
-            out,
-        )
+        end = {
+            "event": "end",
+            "execution_arn": execution_arn,
+            "name": name,
+            "status": state,
+            "error": final.get("error"),
+            "cause": final.get("cause"),
+        }
+        print(json.dumps(end), file=out)
     else:
         print(
             f"{name}: {state}"
@@ -275,7 +295,8 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     stack = _stack(args)
     overrides = runs.parse_overrides(args.overrides)
     machine = stack.require("state_machine_arn")
-    sfn = _clients(args, stack).client("stepfunctions")
+    clients = _clients(args, stack)
+    sfn = clients.client("stepfunctions")
     run_checks.check_run_input(overrides, run_checks.run_defaults(sfn, machine))
     running = run_checks.running_executions(sfn, machine)
     if running:
@@ -288,36 +309,36 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         )
     execution_arn, name = runs.start_execution(sfn, machine, overrides, args.name)
     commands = next_commands(args, name)
-    if not args.json:
+    if args.json:
+        started = {
+            "event": "started",
+            "execution_arn": execution_arn,
+            "name": name,
+            "status": "RUNNING",
+            "next_commands": commands,
+        }
+        print(json.dumps(started), file=out, flush=True)
+    else:
         print(f"started {name}\n  {execution_arn}", file=out)
         print(f"  follow: {commands[0]}", file=out)
         print(f"  cancel: {commands[1]}", file=out)
         print(f"  logs:   {commands[2]}", file=out, flush=True)
     if args.no_follow:
-        if args.json:
-            _print_json(
-                {
-                    "execution_arn": execution_arn,
-                    "name": name,
-                    "status": "RUNNING",
-                    "next_commands": commands,
-                },
-                out,
-            )
         return EXIT_OK
     try:
-        return _follow(args, sfn, execution_arn, name, out)
+        return _follow(args, clients, stack, execution_arn, name, out=out)
     except KeyboardInterrupt:
         raise Interrupted(name, commands) from None
 
 
 def cmd_follow(args: argparse.Namespace, out: TextIO) -> int:
     stack = _stack(args)
-    sfn = _clients(args, stack).client("stepfunctions")
+    clients = _clients(args, stack)
+    sfn = clients.client("stepfunctions")
     described = runs.describe_run(sfn, stack.require("state_machine_arn"), args.run)
     name, execution_arn = str(described["name"]), str(described["executionArn"])
     try:
-        return _follow(args, sfn, execution_arn, name, out)
+        return _follow(args, clients, stack, execution_arn, name, out=out)
     except KeyboardInterrupt:
         raise Interrupted(name, next_commands(args, name)) from None
 
