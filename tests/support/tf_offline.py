@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.support.tf_provider import SCHEMA_CACHE
+from tests.support.tf_provider_schema import cached_schema_response
 from tests.support.tf_schema import PROVIDERS, REPO_ROOT
 
 TERRAFORM_DIR = REPO_ROOT / "terraform"
@@ -61,6 +63,9 @@ def install(cache: Path = CACHE) -> Path:
             mode=0o755,
         )
         overrides.append(f'    "{package.source}" = "{plugins}"\n')
+    # Build each schema now, outside any Terraform: a provider gets one minute to start.
+    for package in PROVIDERS:
+        cached_schema_response(package, SCHEMA_CACHE)
     config = cache / "terraformrc"
     _write(
         config,

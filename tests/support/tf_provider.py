@@ -12,8 +12,10 @@ Usage (by Terraform): `python -m tests.support.tf_provider hashicorp/aws`.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ REFUSAL = (
 )
 
 
-def _servicer(schema: bytes) -> Any:
+def _servicer(load_schema: Callable[[], bytes]) -> Any:
     from tf.gen import tfplugin_pb2 as pb
     from tf.gen import tfplugin_pb2_grpc as rpc
 
@@ -41,7 +43,7 @@ def _servicer(schema: bytes) -> Any:
             )
 
         def GetProviderSchema(self, request: Any, context: Any) -> Any:
-            return pb.GetProviderSchema.Response.FromString(schema)
+            return pb.GetProviderSchema.Response.FromString(load_schema())
 
         def ValidateProviderConfig(self, request: Any, context: Any) -> Any:
             return pb.ValidateProviderConfig.Response()
@@ -95,7 +97,10 @@ def serve(source: str) -> None:
     from tf.gen import tfplugin_pb2_grpc as rpc
     from tf.runner import _self_signed_cert
 
-    schema = cached_schema_response(package_for(source), SCHEMA_CACHE)
+    # Read on the first GetProviderSchema, after the handshake: go-plugin gives a provider one
+    # minute to start, and building the schema (a fresh cache, a loaded machine) can take longer.
+    # tf_offline.install builds the cache before Terraform runs; this is the second line.
+    schema = functools.cache(lambda: cached_schema_response(package_for(source), SCHEMA_CACHE))
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     rpc.add_ProviderServicer_to_server(_servicer(schema), server)
 
