@@ -6,8 +6,10 @@ definition (its LoadRunDefaults state), so the checks see what the next run will
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -85,7 +87,7 @@ def check_model(clients: Clients, bucket: str, prefix: str | None) -> Check:
             False,
             f"s3://{bucket}/{key} not found ({_code(exc)}): "
             "the next run would fail with ModelNotFound",
-            f"python -m gpurun publish-model <model dir> --prefix {prefix}",
+            f"gpurun publish-model <model dir> --prefix {prefix}",
         )
     return Check("model", True, f"s3://{bucket}/{key} published")
 
@@ -100,8 +102,8 @@ def check_activity(clients: Clients, activity_arn: str) -> Check:
     return Check("activity", True, activity_arn)
 
 
-def check_launch_template(clients: Clients, template_id: str) -> tuple[Check, str | None]:
-    """The check, and the image the template's latest version names (id or resolve:ssm:)."""
+def check_launch_template(clients: Clients, template_id: str) -> tuple[Check, dict[str, Any]]:
+    """The check, and the template's latest LaunchTemplateData (image, user data)."""
     ec2 = clients.client("ec2")
     try:
         versions = ec2.describe_launch_template_versions(
@@ -110,19 +112,19 @@ def check_launch_template(clients: Clients, template_id: str) -> tuple[Check, st
     except ClientError as exc:
         return Check(
             "launch template", False, f"{template_id}: {_code(exc)}", "terraform apply recreates it"
-        ), None
+        ), {}
     (version,) = versions["LaunchTemplateVersions"]
-    image = version.get("LaunchTemplateData", {}).get("ImageId")
     return Check(
         "launch template", True, f"{template_id} version {version['VersionNumber']}"
-    ), image
+    ), dict(version.get("LaunchTemplateData", {}))
 
 
-def check_ami(clients: Clients, image: str | None) -> Check:
+def check_ami(clients: Clients, image: str | None) -> tuple[Check, dict[str, Any] | None]:
+    """The check, and the image's DescribeImages entry when it resolves."""
     if not image:
         return Check(
             "ami", False, "the launch template names no image", "set var.ami and terraform apply"
-        )
+        ), None
     image_id = image
     if image.startswith("resolve:ssm:"):
         parameter = image.removeprefix("resolve:ssm:")
@@ -134,7 +136,7 @@ def check_ami(clients: Clients, image: str | None) -> Check:
                 False,
                 f"SSM parameter {parameter} cannot be read ({_code(exc)})",
                 "check var.ami's parameter name for this region, or give an AMI id",
-            )
+            ), None
     try:
         images = clients.client("ec2").describe_images(ImageIds=[image_id])["Images"]
     except ClientError as exc:
@@ -149,8 +151,127 @@ def check_ami(clients: Clients, image: str | None) -> Check:
             f"{image_id} is not resolvable in {clients.region} ({reason})",
             "set var.ami to an AMI available in this region (or its SSM parameter) and "
             "terraform apply",
+        ), None
+    found = dict(images[0])
+    return Check("ami", True, f"{image} -> {image_id} ({found.get('Name', 'unnamed')})"), found
+
+
+# Words a GPU image names itself with (the Deep Learning AMIs: "Deep Learning OSS Nvidia Driver
+# AMI GPU PyTorch ..."); an image without a driver boots, then every model run fails on CUDA.
+_GPU_IMAGE = re.compile(r"gpu|nvidia|cuda|deep learning|dlami", re.IGNORECASE)
+
+
+def check_image_fits(
+    clients: Clients, image: dict[str, Any], instance_types: list[str]
+) -> list[Check]:
+    """The image's architecture fits every instance type; the types have GPUs; the image has
+    the GPU driver by its name or description."""
+    architecture = str(image.get("Architecture", "?"))
+    label = f"{image.get('ImageId')} ({image.get('Name', 'unnamed')})"
+    words = f"{image.get('Name', '')} {image.get('Description', '')}"
+    checks = []
+    if _GPU_IMAGE.search(words):
+        checks.append(Check("gpu image", True, f"{label} names a GPU driver"))
+    else:
+        checks.append(
+            Check(
+                "gpu image",
+                False,
+                f"{label} names no GPU driver (NVIDIA, CUDA, GPU, Deep Learning) in its name or "
+                "description: a model on it would not see the GPU",
+                "use a Deep Learning AMI (the default var.ami) or an image with the NVIDIA "
+                "driver, named or described as such",
+            )
         )
-    return Check("ami", True, f"{image} -> {image_id} ({images[0].get('Name', 'unnamed')})")
+    if not instance_types:
+        return checks
+    try:
+        described = clients.client("ec2").describe_instance_types(InstanceTypes=instance_types)
+    except ClientError as exc:
+        return [*checks, Check("architecture", False, f"{instance_types}: {_code(exc)}", "")]
+    for entry in described["InstanceTypes"]:
+        name = entry["InstanceType"]
+        supported = entry.get("ProcessorInfo", {}).get("SupportedArchitectures", [])
+        gpus = entry.get("GpuInfo", {}).get("Gpus", [])
+        problems = []
+        if architecture not in supported:
+            problems.append(f"runs {'/'.join(supported)}, the image is {architecture}")
+        if not gpus:
+            problems.append("has no GPU")
+        if problems:
+            checks.append(
+                Check(
+                    f"fits {name}",
+                    False,
+                    f"{name} " + " and ".join(problems),
+                    "choose instance types with GPUs of the image's architecture "
+                    "(var.instance_types), or an image for theirs (var.ami)",
+                )
+            )
+        else:
+            gpu = gpus[0]
+            checks.append(
+                Check(
+                    f"fits {name}",
+                    True,
+                    f"{architecture}, {gpu.get('Count', 1)} x {gpu.get('Manufacturer', '')} "
+                    f"{gpu.get('Name', 'GPU')}".replace("  ", " "),
+                )
+            )
+    return checks
+
+
+# The CloudWatch agent configuration the user data writes (modules/launch_template).
+_LOG_GROUP_NAME = re.compile(r'"log_group_name":\s*"([^"]+)"')
+
+
+def check_log_shipping(
+    clients: Clients, template_data: dict[str, Any], agent_group: str | None
+) -> Check:
+    """The user data's CloudWatch agent configuration ships to a log group that exists (and is
+    the one ``gpurun logs`` reads)."""
+    encoded = template_data.get("UserData")
+    if not encoded:
+        return Check(
+            "log shipping",
+            False,
+            "the launch template has no user data: no agent would start",
+            "terraform apply (modules/launch_template renders it)",
+        )
+    try:
+        text = base64.b64decode(encoded).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return Check("log shipping", False, "the user data is not base64 text", "terraform apply")
+    groups = sorted(set(_LOG_GROUP_NAME.findall(text)))
+    if not groups:
+        return Check(
+            "log shipping",
+            False,
+            "the user data has no CloudWatch agent configuration: the agent's log stays on the "
+            "instance, which is gone after the run",
+            "terraform apply (the user data's cloudwatch-agent.json)",
+        )
+    logs = clients.client("logs")
+    missing = []
+    for group in groups:
+        found = logs.describe_log_groups(logGroupNamePrefix=group).get("logGroups", [])
+        if not any(g["logGroupName"] == group for g in found):
+            missing.append(group)
+    if missing:
+        return Check(
+            "log shipping",
+            False,
+            f"log group {', '.join(missing)} of the user data does not exist",
+            "terraform apply (modules/monitoring creates it)",
+        )
+    if agent_group and agent_group not in groups:
+        return Check(
+            "log shipping",
+            False,
+            f"the user data ships to {', '.join(groups)}, gpurun logs reads {agent_group}",
+            "point --agent-log-group (or the agent_log_group_name output) at the same group",
+        )
+    return Check("log shipping", True, f"the user data ships to {', '.join(groups)}")
 
 
 def check_schedule(clients: Clients, schedule_name: str, now: datetime) -> Check:
@@ -267,11 +388,14 @@ def run_checks(clients: Clients, stack: Stack, now: datetime | None = None) -> l
     named("model_bucket", "bucket", lambda b: check_bucket(clients, b))
     named("activity_arn", "activity", lambda a: check_activity(clients, a))
     template_id = stack.get("launch_template_id")
+    image: dict[str, Any] | None = None
     if template_id:
-        template_check, image = check_launch_template(clients, template_id)
+        template_check, template_data = check_launch_template(clients, template_id)
         checks.append(template_check)
         if template_check.ok:
-            checks.append(check_ami(clients, image))
+            ami_check, image = check_ami(clients, template_data.get("ImageId"))
+            checks.append(ami_check)
+            checks.append(check_log_shipping(clients, template_data, stack.get("agent_log_group")))
     else:
         checks.append(_not_configured("launch template", "launch_template_id"))
     named("schedule_name", "schedule", lambda s: check_schedule(clients, s, now))
@@ -287,9 +411,8 @@ def run_checks(clients: Clients, stack: Stack, now: datetime | None = None) -> l
     checks.append(Check("state machine", True, machine))
     if bucket and checks[0].ok:
         checks.append(check_model(clients, bucket, defaults.get("model_prefix")))
-    checks.extend(
-        check_offerings(
-            clients, list(defaults.get("instance_types", [])), list(defaults.get("subnet_ids", []))
-        )
-    )
+    instance_types = list(defaults.get("instance_types", []))
+    if image is not None:
+        checks.extend(check_image_fits(clients, image, instance_types))
+    checks.extend(check_offerings(clients, instance_types, list(defaults.get("subnet_ids", []))))
     return checks

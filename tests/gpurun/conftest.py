@@ -7,6 +7,7 @@ stack for the CLI's read-only commands.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,8 +18,15 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from local_aws.deployment import (
+    USER_DATA_TEMPLATE,
+    Deployment,
+    LocalSettings,
+    user_data_variables,
+)
 from local_aws.moto_workarounds import MOTO_CONFIG, apply_moto_workarounds
 from local_aws.server import LocalAws
+from local_aws.terraform_render import render_template_file
 from tests.support.workflow import wait_for_end
 
 if TYPE_CHECKING:
@@ -104,6 +112,16 @@ def definition(defaults: dict[str, Any]) -> str:
     )
 
 
+def rendered_user_data(bucket: str) -> str:
+    """The user data as Terraform renders it for this stack (base64, as EC2 stores it)."""
+    settings = LocalSettings(name=PROJECT, region=REGION)
+    deployment = Deployment(
+        settings, bucket_name=bucket, activity_arn=f"arn:aws:states:{REGION}:123:activity:a"
+    )
+    text = render_template_file(USER_DATA_TEMPLATE, user_data_variables(settings, deployment))
+    return base64.b64encode(text.encode()).decode()
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """moto in-process, executing state machines (their Pass states), for the read-only
@@ -147,11 +165,15 @@ def small_stack(aws: None, tmp_path: Path) -> SmallStack:
     boto3.client("ssm", region_name=REGION).put_parameter(
         Name=f"/{PROJECT}/ami", Value=image_id, Type="String"
     )
+    bucket = f"{PROJECT}-models"
     template_id = ec2.create_launch_template(
         LaunchTemplateName=PROJECT,
-        LaunchTemplateData={"ImageId": f"resolve:ssm:/{PROJECT}/ami", "InstanceType": "g5.xlarge"},
+        LaunchTemplateData={
+            "ImageId": f"resolve:ssm:/{PROJECT}/ami",
+            "InstanceType": "g5.xlarge",
+            "UserData": rendered_user_data(bucket),
+        },
     )["LaunchTemplate"]["LaunchTemplateId"]
-    bucket = f"{PROJECT}-models"
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     s3.put_object(Bucket=bucket, Key=f"{MODEL_PREFIX}manifest.json", Body=b"{}")
     activity_arn = sfn_client.create_activity(name=f"{PROJECT}-run-model")["activityArn"]

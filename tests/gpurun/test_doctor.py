@@ -7,7 +7,7 @@ from typing import Any
 import boto3
 
 from tests.gpurun.cli_helpers import gpurun
-from tests.gpurun.conftest import REGION, SCHEDULE, SmallStack
+from tests.gpurun.conftest import AGENT_LOG_GROUP, REGION, SCHEDULE, SmallStack, definition
 
 
 def checks(stack: SmallStack) -> dict[str, dict[str, Any]]:
@@ -20,7 +20,18 @@ def test_a_healthy_stack_passes_every_check_and_exits_0(small_stack: SmallStack)
 
     assert result.code == 0, result.out
     assert "FAIL" not in result.out
-    for name in ("bucket", "activity", "launch template", "ami", "schedule", "model"):
+    for name in (
+        "bucket",
+        "activity",
+        "launch template",
+        "ami",
+        "log shipping",
+        "gpu image",
+        "fits g5.xlarge",
+        "fits g4dn.xlarge",
+        "schedule",
+        "model",
+    ):
         assert f"ok   {name}:" in result.out
 
 
@@ -91,7 +102,7 @@ def test_an_unpublished_model_fails_the_model_check_with_the_publish_command(
 
     assert found["ok"] is False
     assert "ModelNotFound" in found["detail"]
-    assert found["fix"].startswith("python -m gpurun publish-model")
+    assert found["fix"].startswith("gpurun publish-model")
 
 
 def test_an_instance_type_not_offered_in_the_subnets_zones_fails(small_stack: SmallStack) -> None:
@@ -136,3 +147,71 @@ def test_a_name_given_nowhere_fails_its_check_naming_the_flag_and_variable(
     assert "FAIL activity: activity_arn is not known" in result.out
     assert "--activity-arn" in result.out
     assert "GPURUN_ACTIVITY_ARN" in result.out
+
+
+def image_named(stack: SmallStack, name: str, *, architecture: str = "x86_64") -> str:
+    """A new image for the stack's AMI parameter; its id."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    builder = ec2.run_instances(ImageId=stack.image_id, MinCount=1, MaxCount=1)["Instances"][0]
+    image_id = ec2.create_image(InstanceId=builder["InstanceId"], Name=name)["ImageId"]
+    ec2.terminate_instances(InstanceIds=[builder["InstanceId"]])
+    boto3.client("ssm", region_name=REGION).put_parameter(
+        Name="/ops-test/ami", Value=image_id, Type="String", Overwrite=True
+    )
+    return image_id
+
+
+def test_an_image_that_names_no_gpu_driver_fails_the_gpu_image_check(
+    small_stack: SmallStack,
+) -> None:
+    image_named(small_stack, "plain-ubuntu-24.04")
+
+    result = gpurun("doctor", *small_stack.flags())
+
+    assert result.code == 1
+    assert "FAIL gpu image:" in result.out
+    assert "names no GPU driver" in result.out
+    assert "use a Deep Learning AMI" in result.out
+
+
+def test_an_instance_type_without_a_gpu_fails_its_fit_check(small_stack: SmallStack) -> None:
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    defaults = {
+        "instance_types": ["m5.large"],
+        "subnet_ids": small_stack.subnet_ids,
+        "model_prefix": "models/current/",
+        "max_runtime_seconds": 3600,
+        "parameters": {},
+    }
+    sfn.update_state_machine(
+        stateMachineArn=small_stack.state_machine_arn, definition=definition(defaults)
+    )
+
+    found = checks(small_stack)["fits m5.large"]
+
+    assert found["ok"] is False
+    assert found["detail"] == "m5.large has no GPU"
+
+
+def test_a_missing_agent_log_group_fails_the_log_shipping_check(small_stack: SmallStack) -> None:
+    boto3.client("logs", region_name=REGION).delete_log_group(logGroupName=AGENT_LOG_GROUP)
+
+    found = checks(small_stack)["log shipping"]
+
+    assert found["ok"] is False
+    assert f"log group {AGENT_LOG_GROUP} of the user data does not exist" in found["detail"]
+
+
+def test_a_launch_template_without_user_data_fails_the_log_shipping_check(
+    small_stack: SmallStack,
+) -> None:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2.create_launch_template_version(
+        LaunchTemplateId=small_stack.launch_template_id,
+        LaunchTemplateData={"ImageId": "resolve:ssm:/ops-test/ami", "InstanceType": "g5.xlarge"},
+    )
+
+    found = checks(small_stack)["log shipping"]
+
+    assert found["ok"] is False
+    assert "no user data" in found["detail"]
