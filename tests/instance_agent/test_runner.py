@@ -123,7 +123,7 @@ def test_a_stopped_model_that_ignores_sigterm_is_sigkilled(tmp_path: Path) -> No
     cancel = threading.Event()
 
     def stop_once_ready() -> None:
-        wait_until(ready.exists, 30, "the model ready")
+        wait_until(ready.exists, 120, "the model ready")
         cancel.set()
 
     threading.Thread(target=stop_once_ready, daemon=True).start()

@@ -80,29 +80,6 @@ def start_activity_run(
     ]
 
 
-def wait_for_end(sfn: Any, execution_arn: str, timeout: float = 60.0) -> dict[str, Any]:
-    """describe_execution once the execution is no longer RUNNING."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        description: dict[str, Any] = dict(sfn.describe_execution(executionArn=execution_arn))
-        if description["status"] != "RUNNING":
-            return description
-        time.sleep(0.1)
-    raise AssertionError(f"execution {execution_arn} still RUNNING after {timeout} s")
-
-
-def take_task(
-    sfn: Any, activity_arn: str, worker: str = "test-worker", timeout: float = 30.0
-) -> tuple[str, dict[str, Any]]:
-    """Poll the activity like a worker until a task comes: (token, input)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = sfn.get_activity_task(activityArn=activity_arn, workerName=worker)
-        if response.get("taskToken"):
-            return response["taskToken"], json.loads(response["input"])
-    raise AssertionError(f"no task on {activity_arn} within {timeout} s")
-
-
 def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
     return [dict(e) for e in sfn.get_execution_history(executionArn=execution_arn)["events"]]
 

@@ -18,9 +18,8 @@ from tests.local_aws.moto_workarounds.conftest import (
     history,
     send_task_call,
     start_activity_run,
-    take_task,
-    wait_for_end,
 )
+from tests.support.workflow import take_task, wait_for_end
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -137,7 +136,7 @@ def test_a_missed_heartbeat_fails_the_state_with_states_heartbeat_timeout(
     )
     take_task(sfn, activity_arn)
 
-    ended = wait_for_end(sfn, execution, timeout=10)
+    ended = wait_for_end(sfn, execution)
 
     assert ended["status"] == "FAILED"
     assert ended["error"] == "States.HeartbeatTimeout"
@@ -158,7 +157,7 @@ def test_the_task_timeout_fails_the_state_with_states_timeout(
         except ClientError:
             break
         time.sleep(0.3)
-    ended = wait_for_end(sfn, execution, timeout=10)
+    ended = wait_for_end(sfn, execution)
 
     assert ended["status"] == "FAILED"
     assert ended["error"] == "States.Timeout"
@@ -198,7 +197,7 @@ def test_calls_after_a_heartbeat_timeout_fail_with_task_timed_out(
         sfn, activity_arn, heartbeat_timeout_seconds=1, timeout_seconds=30
     )
     token, _ = take_task(sfn, activity_arn)
-    wait_for_end(sfn, execution, timeout=10)
+    wait_for_end(sfn, execution)
 
     with pytest.raises(ClientError) as error:
         sfn.send_task_success(taskToken=token, output="{}")
@@ -228,7 +227,7 @@ def test_a_state_machine_timeout_withdraws_the_untaken_task(
     )
     execution = sfn.start_execution(stateMachineArn=machine)["executionArn"]
 
-    ended = wait_for_end(sfn, execution, timeout=10)
+    ended = wait_for_end(sfn, execution)
     late = sfn.get_activity_task(activityArn=activity_arn, workerName="late")
 
     assert ended["status"] == "TIMED_OUT"

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
-from tests.local_aws.moto_workarounds.conftest import create_state_machine, wait_for_end
+from tests.local_aws.moto_workarounds.conftest import create_state_machine
+from tests.support.workflow import wait_for_end
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -35,7 +36,7 @@ def test_a_timed_out_execution_reports_states_timeout_as_aws_does(sfn: SFNClient
     arn = sfn.start_execution(
         stateMachineArn=create_state_machine(sfn, definition, "times-out"), name="slow"
     )["executionArn"]
-    ended = wait_for_end(sfn, arn, timeout=15)
+    ended = wait_for_end(sfn, arn)
     assert (ended["status"], ended.get("error")) == ("TIMED_OUT", "States.Timeout")
     assert "stopDate" in ended
 
@@ -51,7 +52,7 @@ def test_an_aborted_execution_keeps_the_error_and_cause_given_to_stop_execution(
         stateMachineArn=create_state_machine(sfn, definition, "aborted"), name="stopped"
     )["executionArn"]
     sfn.stop_execution(executionArn=arn, error="Operator", cause="aborted from the console")
-    ended = wait_for_end(sfn, arn, timeout=15)
+    ended = wait_for_end(sfn, arn)
     assert (ended["status"], ended.get("error"), ended.get("cause")) == (
         "ABORTED",
         "Operator",
@@ -80,7 +81,7 @@ def test_an_execution_stopped_before_its_worker_started_is_still_aborted(
     )["executionArn"]
     threading.Timer(0.5, released.set).start()
     sfn.stop_execution(executionArn=arn, error="Operator", cause="stopped at once")
-    ended = wait_for_end(sfn, arn, timeout=15)
+    ended = wait_for_end(sfn, arn)
     assert (ended["status"], ended.get("error")) == ("ABORTED", "Operator")
 
 

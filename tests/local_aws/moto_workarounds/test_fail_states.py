@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.local_aws.moto_workarounds.conftest import create_state_machine, wait_for_end
+from tests.local_aws.moto_workarounds.conftest import create_state_machine
+from tests.support.workflow import wait_for_end
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient

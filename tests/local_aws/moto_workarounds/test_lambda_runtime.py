@@ -13,8 +13,8 @@ from local_aws.server import LocalAws
 from tests.local_aws.moto_workarounds.conftest import (
     create_state_machine,
     function_zip,
-    wait_for_end,
 )
+from tests.support.workflow import wait_for_end
 
 pytestmark = pytest.mark.slow
 

@@ -24,9 +24,8 @@ from tests.local_aws.moto_workarounds.conftest import (
     REGION,
     create_state_machine,
     function_zip,
-    take_task,
-    wait_for_end,
 )
+from tests.support.workflow import take_task, wait_for_end
 
 
 def test_the_pinned_moto_version_is_accepted() -> None:
