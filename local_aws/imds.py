@@ -96,6 +96,7 @@ def metadata_answer(
     region: str,
     account_id: str,
     tags_enabled: bool,
+    *,
     instance_profile_arn: str | None = None,
 ) -> str:
     """The body IMDS returns for ``path``; raises _NotFoundError like IMDS's 404."""
@@ -236,7 +237,7 @@ class FakeImds:
                 self._region,
                 self._account_id,
                 self._tags_enabled(instance),
-                self._instance_profile_arn(instance),
+                instance_profile_arn=self._instance_profile_arn(instance),
             )
         except _NotFoundError:
             return HTTPStatus.NOT_FOUND, ""
