@@ -73,7 +73,8 @@ def qemu_command(
     options: VmOptions,
 ) -> list[str]:
     """The QEMU command line; ``disks`` are (qcow2 file, NVMe serial) pairs."""
-    relay = f"{sys.executable} {RELAY_SCRIPT} {imds_port}"
+    # -I -S: no site packages to import; the relay starts once per IMDS connection.
+    relay = f"{sys.executable} -I -S {RELAY_SCRIPT} {imds_port}"
     command = [
         "qemu-system-x86_64",
         "-accel", "tcg",

@@ -14,7 +14,7 @@ from local_aws.supervisor import InstanceEvent
 from local_aws.user_data import agent_config_from_cloud_config
 from local_aws.vm.console import ConsoleLine, first_milestones
 from local_aws.vm.image import GuestImage, image_key
-from local_aws.vm.qemu import VmOptions, guest_endpoint, qemu_command
+from local_aws.vm.qemu import RELAY_SCRIPT, VmOptions, guest_endpoint, qemu_command
 from local_aws.vm.seed import (
     SeedOptions,
     adapt_user_data,
@@ -99,7 +99,8 @@ def test_the_qemu_command_boots_tcg_direct_with_nvme_disks_and_the_metadata_forw
     assert f"-kernel {image.kernel}" in line
     assert "-device nvme,drive=nvme1,serial=AWS0" in line
     assert "net=169.254.0.0/16,guestfwd=tcp:169.254.169.254:80-cmd:" in line
-    assert line.split("guestfwd=")[1].split()[2] == "4242"
+    netdev = next(arg for arg in command if "guestfwd=" in arg)
+    assert netdev.endswith(f"{RELAY_SCRIPT} 4242")
 
 
 def test_the_image_key_changes_with_the_apt_sources() -> None:
