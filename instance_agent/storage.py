@@ -107,6 +107,51 @@ def is_mounted(mount_point: str, mounts_file: Path) -> bool:
     )
 
 
+def _mount_entries(mounts_file: Path) -> list[tuple[str, str]]:
+    """(device, mount point) of every line of a /proc/mounts-format file."""
+    try:
+        lines = mounts_file.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    return [
+        (_unescape_mount_field(parts[0]), _unescape_mount_field(parts[1]))
+        for parts in (line.split() for line in lines)
+        if len(parts) >= 2
+    ]
+
+
+def _on_disks(device: str, disk_names: set[str], sysfs_root: Path) -> bool:
+    """Whether a mounted device is an instance-store disk, one of its partitions, or an array
+    (md) or other stacked device built on them (its ``slaves`` in sysfs)."""
+    if not device.startswith("/dev/"):
+        return False
+    name = Path(device).name
+    if name in disk_names:
+        return True
+    if any(re.fullmatch(rf"{re.escape(disk)}p\d+", name) for disk in disk_names):
+        return True
+    slaves = sysfs_root / "block" / name / "slaves"
+    try:
+        members = {entry.name for entry in slaves.iterdir()}
+    except OSError:
+        return False
+    return any(member in disk_names or member.rsplit("p", 1)[0] in disk_names for member in members)
+
+
+def existing_instance_store_mount(
+    disks: Sequence[Path], mounts_file: Path, sysfs_root: Path
+) -> Path | None:
+    """Where the image already mounted the instance store, if it did (the Deep Learning AMIs
+    mount it at /opt/dlami/nvme themselves): formatting it again would fail or destroy it."""
+    names = {disk.name for disk in disks}
+    if not names:
+        return None
+    for device, mount_point in _mount_entries(mounts_file):
+        if _on_disks(device, names, sysfs_root):
+            return Path(mount_point)
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class PreparedStorage:
     path: Path
@@ -124,6 +169,17 @@ def prepare_storage(settings: StorageSettings, run: CommandRunner = run_command)
         # throw away a model copy in progress.
         log.info("%s is already mounted; not formatting again", mount_point)
         return PreparedStorage(Path(mount_point), tuple(disks), False, False)
+    existing = existing_instance_store_mount(
+        disks, Path(settings.mounts_file), Path(settings.sysfs_root)
+    )
+    if existing is not None:
+        log.info(
+            "the instance store (%s) is already mounted at %s by the image: reusing its mount, "
+            "not formatting it",
+            " ".join(str(d) for d in disks),
+            existing,
+        )
+        return PreparedStorage(existing, tuple(disks), False, False)
     if not disks:
         if not settings.allow_root_volume_fallback:
             raise NoInstanceStore(

@@ -30,7 +30,7 @@ from typing import IO, Any
 from gpurun.stack import LOCAL_DEMO_ENV_FILE
 from local_aws.deployment import FUNCTIONS_DIR, REPO_ROOT, LocalSettings
 from local_aws.faults import corrupt_object
-from local_aws.local_run import LocalRun, LocalRunError, cached_model
+from local_aws.local_run import LocalRun, LocalRunError, RunOutcome, cached_model
 from local_aws.process_machine import DEMO_MODEL_COMMAND, InstanceOptions, KillPoint
 from local_aws.server import LocalAws, local_aws_server
 from local_aws.stack_files import write_stack_files
@@ -47,6 +47,10 @@ DEMO_DIR = REPO_ROOT / ".demo"
 CORRUPTED_FILE = "weights.npz"
 # How long the instance may take to be terminated once the execution has ended.
 TERMINATION_WAIT_SECONDS = 30.0
+# --vm: the execution's timeout at least (a TCG boot takes minutes), and how long a guest gets
+# to power off after its termination.
+VM_EXECUTION_TIMEOUT_SECONDS = 1800
+VM_POWER_OFF_WAIT_SECONDS = 180.0
 KILL_POINTS = {"before-poll": KillPoint.BEFORE_POLL, "after-task": KillPoint.AFTER_TASK_TAKEN}
 
 
@@ -185,7 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="after the summary, keep the emulator up (its endpoint is printed) until Ctrl-C",
     )
     parser.add_argument(
-        "--verbose", action="store_true", help="echo the agent's log, prefixed with the instance"
+        "--verbose",
+        action="store_true",
+        help="echo the agent's log (with --vm: the guest's serial console), prefixed with the "
+        "instance",
+    )
+    parser.add_argument(
+        "--vm",
+        action="store_true",
+        help="boot the instance as a real Debian guest under QEMU (local_aws/vm; a few minutes "
+        "under TCG): cloud-init, the user data's bootstrap and the agent's unit run for real",
     )
     return parser
 
@@ -338,6 +351,39 @@ def _metrics_text(local_dir: Path) -> str:
     return json.dumps(json.loads(metrics.read_text(encoding="utf-8")))
 
 
+def vm_backend(args: argparse.Namespace) -> Any:
+    """The VM backend for --vm (imported only then: it may build the guest image)."""
+    from local_aws.vm.qemu import VmBackend, VmOptions
+    from local_aws.vm.seed import SeedOptions
+
+    if args.kill_agent:
+        raise DemoError(
+            "--kill-agent is a knob of the process backend; it cannot be used with --vm"
+        )
+    overrides = {"run": {"command": list(args.model_command)}} if args.model_command else {}
+    return VmBackend(
+        VmOptions(
+            instance_store_disks=0 if args.no_instance_store else 2,
+            echo_console=args.verbose,
+            seed=SeedOptions(config_overrides=overrides),
+        )
+    )
+
+
+def publish_vm_agent(aws: LocalAws, bucket: str, local_dir: Path, console: Console) -> None:
+    """--vm: the guest's bootstrap downloads the agent artifact (make build's) from S3."""
+    from local_aws.vm.artifact import build_agent_artifact, publish_artifact
+
+    uri = publish_artifact(aws, build_agent_artifact(local_dir / "instance-agent.tar.gz"), bucket)
+    console.line(f"         --vm: the agent artifact (make build's) published to {uri}")
+
+
+def wait_for_guests(backend: Any) -> None:
+    """--vm: EC2 terminated the instance and its guest is powering off; let it finish."""
+    for machine in getattr(backend, "machines", []):
+        machine.wait_for_exit(VM_POWER_OFF_WAIT_SECONDS)
+
+
 def run_demo(args: argparse.Namespace, console: Console) -> int:
     name = execution_name()
     local_dir = DEMO_DIR / name
@@ -354,10 +400,13 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
             settings=settings_from(args),
             work_dir=local_dir,
             model_dir=model_dir,
-            instance_options=options_from(args),
+            instance_options=None if args.vm else options_from(args),
+            backend=vm_backend(args) if args.vm else None,
         ) as run,
     ):
         deployed = run.deployed
+        if args.vm:
+            publish_vm_agent(aws, deployed.bucket_name, local_dir, console)
         console.phase(
             Phase(
                 "deploy",
@@ -380,6 +429,8 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
             _abort_later(run, arn, args.abort_after, console)
         run.wait_for_end(arn, args.execution_timeout + 30, on_tick=progress.tick)
         run.wait_for_instances_terminated(arn, TERMINATION_WAIT_SECONDS)
+        if args.vm:
+            wait_for_guests(run.backend)
         outcome = run.outcome(arn)
         phases = phases_of(outcome, (run.deploy_started_at, run.deploy_ended_at))
         progress.finish(phases)
@@ -397,23 +448,17 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
         aws.client("s3").upload_file(str(chart), deployed.bucket_name, chart_key)
 
         terminated = outcome.all_instances_terminated
-        console.line()
-        console.line("Summary")
-        console.line(f"  execution  {name}: {outcome.status}")
-        if outcome.error:
-            cause = _cause_text(outcome.cause)
-            console.line(f"  error      {outcome.error}" + (f": {cause}" if cause else ""))
-        for instance_id, state in sorted(outcome.instance_states.items()):
-            console.line(f"  instance   {instance_id}: {state}")
-        if not outcome.instance_states:
-            console.line("  instance   none was launched")
+        _summary_head(console, name, outcome)
         bucket_url = f"s3://{deployed.bucket_name}/{outcome.results_prefix}"
         manifest = "with its manifest" if outcome.manifest_present else "no results manifest"
         console.line(f"  results    {bucket_url} ({manifest})")
         console.line(f"  local copy {_relative(local_dir / 'results')}/")
         console.line(f"  metrics    {_metrics_text(local_dir / 'results')}")
         console.line(f"  chart      {_relative(chart)} and s3://{deployed.bucket_name}/{chart_key}")
-        console.line(f"  logs       {_relative(local_dir)}/instances/<id>/agent.log, launcher.log")
+        console.line(
+            f"  logs       {_relative(local_dir)}/instances/<id>/"
+            f"{'console.log (serial)' if args.vm else 'agent.log'}, launcher.log"
+        )
         console.line("  timeline   (seconds since the deploy began)")
         console.line(timeline_text(phases, run.deploy_started_at))
         console.line(f"  wall time  {time.monotonic() - started:.1f} s")
@@ -421,6 +466,20 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
         if args.keep_running:
             _keep_running(aws, run, name, console)
     return 0 if outcome.succeeded and terminated else 1
+
+
+def _summary_head(console: Console, name: str, outcome: RunOutcome) -> None:
+    """The summary's first lines: the execution, its error, its instances."""
+    console.line()
+    console.line("Summary")
+    console.line(f"  execution  {name}: {outcome.status}")
+    if outcome.error:
+        cause = _cause_text(outcome.cause)
+        console.line(f"  error      {outcome.error}" + (f": {cause}" if cause else ""))
+    for instance_id, state in sorted(outcome.instance_states.items()):
+        console.line(f"  instance   {instance_id}: {state}")
+    if not outcome.instance_states:
+        console.line("  instance   none was launched")
 
 
 def _cause_text(cause: str | None, limit: int = 300) -> str:
@@ -466,6 +525,9 @@ def _keep_running(aws: LocalAws, run: LocalRun, name: str, console: Console) -> 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.vm:
+        # A TCG boot takes minutes: the execution must outlast it.
+        args.execution_timeout = max(args.execution_timeout, VM_EXECUTION_TIMEOUT_SECONDS)
     # moto logs every failing state at ERROR; the summary reports the run's error once.
     logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
     # The launcher package sits at the root of the function's zip, which Lambda puts on the

@@ -161,6 +161,7 @@ def user_data_variables(settings: LocalSettings, deployment: Deployment) -> dict
             ),
             separators=(",", ":"),
         ),
+        # local_aws.vm.artifact.ARTIFACT_KEY: where a VM's bootstrap finds the published agent.
         "agent_artifact_s3_uri": f"s3://{deployment.bucket_name}/agent/instance-agent.tar.gz",
         "agent_artifact_version": "local",
         "region": settings.region,

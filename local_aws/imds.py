@@ -18,6 +18,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from local_aws.server import FAKE_CREDENTIALS
+
 TOKEN_HEADER = "X-aws-ec2-metadata-token"  # noqa: S105 (a header name, not a secret)
 TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
 MAX_TTL_SECONDS = 21600
@@ -61,8 +63,41 @@ def identity_document(instance: dict[str, Any], region: str, account_id: str) ->
     }
 
 
+def instance_profile_role(instance_profile_arn: str | None) -> str | None:
+    """The name IMDS lists under ``iam/security-credentials/``: the instance profile's (which
+    locally stands for its role's), or None without an instance profile."""
+    arn = instance_profile_arn or ""
+    return arn.rsplit("/", 1)[-1] if "/" in arn else None
+
+
+def role_credentials(instance: dict[str, Any]) -> str:
+    """The instance profile's temporary credentials, as IMDS serves them to the SDKs (and to
+    the AWS CLI a real boot uses); the emulator accepts any key."""
+    launched = instance.get("LaunchTime")
+    updated = _iso(launched) if isinstance(launched, datetime) else ""
+    expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 6 * 3600))
+    return json.dumps(
+        {
+            "Code": "Success",
+            "LastUpdated": updated,
+            "Type": "AWS-HMAC",
+            "AccessKeyId": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            "SecretAccessKey": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            "Token": FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+            "Expiration": expires,
+        },
+        indent=2,
+    )
+
+
 def metadata_answer(
-    path: str, instance: dict[str, Any], region: str, account_id: str, tags_enabled: bool
+    path: str,
+    instance: dict[str, Any],
+    region: str,
+    account_id: str,
+    tags_enabled: bool,
+    *,
+    instance_profile_arn: str | None = None,
 ) -> str:
     """The body IMDS returns for ``path``; raises _NotFoundError like IMDS's 404."""
     meta = "/latest/meta-data/"
@@ -79,6 +114,12 @@ def metadata_answer(
     }
     if path in simple:
         return simple[path]()
+    role = instance_profile_role(instance_profile_arn)
+    credentials = meta + "iam/security-credentials/"
+    if role is not None and path == credentials:
+        return role
+    if role is not None and path in (credentials + role, credentials + role + "/"):
+        return role_credentials(instance)
     tag_prefix = meta + "tags/instance"
     if tags_enabled and (path in (tag_prefix, tag_prefix + "/")):
         return "\n".join(sorted(_tags(instance)))
@@ -100,12 +141,16 @@ class FakeImds:
         region: str,
         account_id: str,
         tags_enabled: Callable[[dict[str, Any]], bool] | None = None,
+        instance_profile_arn: Callable[[dict[str, Any]], str | None] | None = None,
     ) -> None:
         self._describe = describe_instance
         self._region = region
         self._account_id = account_id
         self._tags_enabled = tags_enabled or (
             lambda inst: inst.get("MetadataOptions", {}).get("InstanceMetadataTags") == "enabled"
+        )
+        self._instance_profile_arn = instance_profile_arn or (
+            lambda inst: inst.get("IamInstanceProfile", {}).get("Arn")
         )
         self._tokens: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -192,6 +237,7 @@ class FakeImds:
                 self._region,
                 self._account_id,
                 self._tags_enabled(instance),
+                instance_profile_arn=self._instance_profile_arn(instance),
             )
         except _NotFoundError:
             return HTTPStatus.NOT_FOUND, ""

@@ -222,6 +222,7 @@ class InstanceSupervisor:
             region=self.aws.region,
             account_id=self.aws.account_id,
             tags_enabled=self._tags_enabled,
+            instance_profile_arn=self._instance_profile_arn,
         ).start()
         request = BootRequest(
             instance_id=instance_id,
@@ -234,20 +235,33 @@ class InstanceSupervisor:
         )
         instance.machine = self.backend.boot(request)
 
-    def _tags_enabled(self, described: dict[str, Any]) -> bool:
-        # moto does not copy the launch template's MetadataOptions onto the instance; AWS does.
-        if described.get("MetadataOptions", {}).get("InstanceMetadataTags") == "enabled":
-            return True
+    def _launch_template_data(self, described: dict[str, Any]) -> dict[str, Any]:
+        """The LaunchTemplateData the instance was launched from ({} without a template)."""
         tags = {tag["Key"]: tag["Value"] for tag in described.get("Tags", [])}
         template_id = tags.get("aws:ec2launchtemplate:id")
         if not template_id:
-            return False
+            return {}
         versions = self._ec2.describe_launch_template_versions(
             LaunchTemplateId=template_id,
             Versions=[tags.get("aws:ec2launchtemplate:version", "$Default")],
         )["LaunchTemplateVersions"]
-        options = versions[0]["LaunchTemplateData"].get("MetadataOptions", {}) if versions else {}
+        data: dict[str, Any] = versions[0]["LaunchTemplateData"] if versions else {}
+        return data
+
+    def _tags_enabled(self, described: dict[str, Any]) -> bool:
+        # moto does not copy the launch template's MetadataOptions onto the instance; AWS does.
+        if described.get("MetadataOptions", {}).get("InstanceMetadataTags") == "enabled":
+            return True
+        options = self._launch_template_data(described).get("MetadataOptions", {})
         return bool(options.get("InstanceMetadataTags") == "enabled")
+
+    def _instance_profile_arn(self, described: dict[str, Any]) -> str | None:
+        # Nor its IamInstanceProfile: IMDS serves that profile's credentials on AWS.
+        arn = described.get("IamInstanceProfile", {}).get("Arn")
+        if arn:
+            return str(arn)
+        profile = self._launch_template_data(described).get("IamInstanceProfile", {})
+        return str(profile["Arn"]) if profile.get("Arn") else None
 
     def _terminate(self, instance: LocalInstance) -> None:
         """The machine powered itself off: with shutdown behaviour terminate, EC2 ends it."""

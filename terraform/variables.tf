@@ -216,7 +216,7 @@ variable "execution_timeout_seconds" {
 }
 
 variable "max_instance_lifetime_minutes" {
-  description = "Hard deadline of every instance: its user data first schedules `shutdown -h +<minutes>`. Must exceed the execution timeout."
+  description = "Hard deadline of every instance: its user data first arms a power-off <minutes> after boot. Must exceed the execution timeout."
   type        = number
   default     = 200
 

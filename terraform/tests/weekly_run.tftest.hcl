@@ -40,18 +40,23 @@ run "user_data_arms_the_hard_deadline_before_anything_else" {
   command = plan
 
   assert {
-    condition     = startswith(yamldecode(module.launch_template.user_data).bootcmd[0][2], "armed=0; shutdown -h +200 ")
-    error_message = "The first bootcmd must arm `shutdown -h +<max_instance_lifetime_minutes>` before anything else runs."
+    condition     = startswith(yamldecode(module.launch_template.user_data).bootcmd[0][2], "setsid -f sh -c 'sleep 12000;")
+    error_message = "The first bootcmd must arm the hard deadline (a detached sleeper of max_instance_lifetime_minutes * 60 s) before anything else runs."
   }
 
   assert {
-    condition     = strcontains(yamldecode(module.launch_template.user_data).bootcmd[0][2], "--on-active=200min")
-    error_message = "The first bootcmd must also arm the systemd timer with the same deadline."
+    condition     = strcontains(yamldecode(module.launch_template.user_data).bootcmd[0][2], "timeout 30 systemctl poweroff --force --force; echo o > /proc/sysrq-trigger'")
+    error_message = "The deadline must still power off when systemd is wedged: systemctl's own reboot() call, then the kernel's SysRq trigger."
   }
 
   assert {
-    condition     = endswith(yamldecode(module.launch_template.user_data).bootcmd[0][2], "[ \"$armed\" = 1 ] || shutdown -h now \"instance-agent: could not arm the hard deadline\"")
-    error_message = "An instance whose deadline could not be armed must shut down at once."
+    condition     = !strcontains(yamldecode(module.launch_template.user_data).bootcmd[0][2], "systemd-run") && !strcontains(yamldecode(module.launch_template.user_data).bootcmd[0][2], "shutdown -h +")
+    error_message = "From bootcmd, systemd-run hangs the boot and `shutdown -h +N` fails (no D-Bus yet): neither may arm the deadline."
+  }
+
+  assert {
+    condition     = endswith(yamldecode(module.launch_template.user_data).bootcmd[0][2], "|| { echo \"instance-agent: could not arm the hard deadline: powering off now\"; systemctl poweroff --no-block; }")
+    error_message = "An instance whose deadline could not be armed must power off at once."
   }
 
   assert {

@@ -160,3 +160,48 @@ def test_the_fallback_uses_the_root_volume_with_a_loud_warning(
     assert prepared.path.is_dir()
     assert run.commands == []
     assert "NO INSTANCE STORE" in caplog.text
+
+
+def test_a_store_the_image_mounted_elsewhere_is_reused_not_formatted(tmp_path: Path) -> None:
+    # The Deep Learning AMIs mount the instance store at /opt/dlami/nvme themselves.
+    add_controller(tmp_path / "sys", 0, EBS)
+    add_controller(tmp_path / "sys", 1, STORE)
+    (tmp_path / "mounts").write_text(
+        "/dev/nvme0n1p1 / ext4 rw 0 0\n/dev/nvme1n1 /opt/dlami/nvme xfs rw,noatime 0 0\n"
+    )
+    run = Recorder()
+    prepared = prepare_storage(settings(tmp_path), run)
+    assert run.commands == []
+    assert prepared.path == Path("/opt/dlami/nvme")
+    assert not prepared.formatted
+    assert not prepared.on_root_volume
+
+
+def test_a_mounted_partition_of_the_store_is_reused(tmp_path: Path) -> None:
+    add_controller(tmp_path / "sys", 1, STORE)
+    (tmp_path / "mounts").write_text("/dev/nvme1n1p1 /scratch xfs rw 0 0\n")
+    assert prepare_storage(settings(tmp_path), Recorder()).path == Path("/scratch")
+
+
+def test_a_mounted_array_built_on_the_store_is_reused(tmp_path: Path) -> None:
+    add_controller(tmp_path / "sys", 1, STORE)
+    add_controller(tmp_path / "sys", 2, STORE)
+    for member in ("nvme1n1", "nvme2n1"):
+        slaves = tmp_path / "sys" / "block" / "md127" / "slaves"
+        slaves.mkdir(parents=True, exist_ok=True)
+        (slaves / member).mkdir()
+    (tmp_path / "mounts").write_text("/dev/md127 /opt/dlami/nvme xfs rw 0 0\n")
+    run = Recorder()
+    prepared = prepare_storage(settings(tmp_path), run)
+    assert run.commands == []
+    assert prepared.path == Path("/opt/dlami/nvme")
+
+
+def test_a_mounted_ebs_volume_is_not_taken_for_the_store(tmp_path: Path) -> None:
+    add_controller(tmp_path / "sys", 0, EBS)
+    add_controller(tmp_path / "sys", 1, STORE)
+    (tmp_path / "mounts").write_text("/dev/nvme0n1 /data xfs rw 0 0\n")
+    run = Recorder()
+    prepared = prepare_storage(settings(tmp_path), run)
+    assert [c[0] for c in run.commands] == ["mkfs.xfs", "mount"]
+    assert prepared.formatted

@@ -86,3 +86,11 @@ def test_a_heartbeat_timeout_the_execution_timeout_would_beat_is_refused() -> No
     args = build_parser().parse_args(["--heartbeat-timeout", "300", "--execution-timeout", "300"])
     with pytest.raises(SystemExit, match="must be below --execution-timeout"):
         settings_from(args)
+
+
+def test_vm_refuses_the_process_backends_kill_knob() -> None:
+    from local_aws.demo import DemoError, vm_backend
+
+    args = build_parser().parse_args(["--vm", "--kill-agent", "after-task"])
+    with pytest.raises(DemoError, match=r"--kill-agent .* --vm"):
+        vm_backend(args)

@@ -151,3 +151,40 @@ def test_answers_follow_the_emulator_not_a_copy(
 
 def test_unknown_path_is_404(imds: FakeImds) -> None:
     assert _get(imds, "/latest/meta-data/no-such-thing", _token(imds))[0] == 404
+
+
+def _run_instance_with_profile(aws: LocalAws) -> str:
+    iam = aws.client("iam")
+    iam.create_instance_profile(InstanceProfileName="gpu-model-instance")
+    ec2 = aws.client("ec2")
+    reservation = ec2.run_instances(
+        ImageId="ami-12c6146b",
+        InstanceType="g4dn.xlarge",
+        MinCount=1,
+        MaxCount=1,
+        IamInstanceProfile={"Name": "gpu-model-instance"},
+    )
+    instance_id: str = reservation["Instances"][0]["InstanceId"]
+    return instance_id
+
+
+def test_instance_profile_credentials_are_served_as_the_sdks_read_them(
+    local_aws: LocalAws,
+) -> None:
+    server = _imds_for(local_aws, _run_instance_with_profile(local_aws))
+    try:
+        token = _token(server)
+        status, role = _get(server, "/latest/meta-data/iam/security-credentials/", token)
+        assert (status, role) == (200, "gpu-model-instance")
+        status, body = _get(server, f"/latest/meta-data/iam/security-credentials/{role}", token)
+        assert status == 200
+        credentials = json.loads(body)
+        assert credentials["Code"] == "Success"
+        assert {"AccessKeyId", "SecretAccessKey", "Token", "Expiration"} <= credentials.keys()
+    finally:
+        server.stop()
+
+
+def test_no_credentials_without_an_instance_profile(imds: FakeImds) -> None:
+    status, _ = _get(imds, "/latest/meta-data/iam/security-credentials/", _token(imds))
+    assert status == 404

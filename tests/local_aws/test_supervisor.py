@@ -277,3 +277,52 @@ def test_run_metrics_and_uptime_belong_to_the_instance_not_the_host(
     # Seconds since this instance launched (not the host's boot): small and growing.
     uptime = float(uptime_file.read_text().split()[0])
     assert 0 <= uptime < 60
+
+
+def test_the_imds_serves_the_launch_templates_instance_profile_credentials(
+    local_aws: LocalAws, tmp_path: Path
+) -> None:
+    # moto does not copy the template's IamInstanceProfile onto the instance; AWS does, and a
+    # real boot's AWS CLI and SDKs take their credentials from IMDS.
+    import http.client
+    import urllib.parse
+
+    from local_aws.imds import TOKEN_HEADER, TTL_HEADER
+    from local_aws.machines import IdleBackend
+
+    profile = local_aws.client("iam").create_instance_profile(InstanceProfileName="gpu-instance")
+    ec2 = local_aws.client("ec2")
+    template_id = ec2.create_launch_template(
+        LaunchTemplateName="lt-with-profile",
+        LaunchTemplateData={
+            "UserData": cloud_config(TERRAFORM_CONFIG),
+            "IamInstanceProfile": {"Arn": profile["InstanceProfile"]["Arn"]},
+        },
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    instance_id = ec2.run_instances(
+        ImageId="ami-12c6146b",
+        MinCount=1,
+        MaxCount=1,
+        LaunchTemplate={"LaunchTemplateId": template_id, "Version": "$Latest"},
+        TagSpecifications=[
+            {"ResourceType": "instance", "Tags": [{"Key": "Project", "Value": PROJECT}]}
+        ],
+    )["Instances"][0]["InstanceId"]
+    with InstanceSupervisor(
+        local_aws, project=PROJECT, work_dir=tmp_path, backend=IdleBackend()
+    ) as supervisor:
+        supervisor.wait_for_event(instance_id, "booted_idle", timeout=30)
+        imds = supervisor.instances[instance_id].imds
+        assert imds is not None
+        netloc = urllib.parse.urlsplit(imds.endpoint).netloc
+
+        def request(method: str, path: str, headers: dict[str, str]) -> str:
+            connection = http.client.HTTPConnection(netloc, timeout=5)
+            connection.request(method, path, headers=headers)
+            body = connection.getresponse().read().decode()
+            connection.close()
+            return body
+
+        token = request("PUT", "/latest/api/token", {TTL_HEADER: "60"})
+        role = request("GET", "/latest/meta-data/iam/security-credentials/", {TOKEN_HEADER: token})
+    assert role == "gpu-instance"

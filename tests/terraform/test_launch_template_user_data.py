@@ -46,3 +46,11 @@ def test_stopping_the_agent_ends_every_process_of_its_cgroup(
 ) -> None:
     # Explicit, not systemd's default: the model and anything it left behind die with the agent.
     assert ("KillMode", "control-group") in service
+
+
+def test_the_agent_waits_for_its_instance_profile_credentials_at_boot(
+    service: list[tuple[str, str]],
+) -> None:
+    # botocore's defaults (1 s, one attempt) missed IMDS on a busy real boot: NoCredentialsError.
+    assert ("Environment", "AWS_METADATA_SERVICE_TIMEOUT=5") in service
+    assert ("Environment", "AWS_METADATA_SERVICE_NUM_ATTEMPTS=3") in service

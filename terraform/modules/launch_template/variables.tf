@@ -88,7 +88,7 @@ variable "metadata_options" {
 }
 
 variable "max_lifetime_minutes" {
-  description = "Hard deadline: the user data's first action schedules `shutdown -h +<minutes>` (and the instance then terminates)."
+  description = "Hard deadline: the user data's first action arms a power-off <minutes> after boot (and the instance then terminates)."
   type        = number
 
   validation {
