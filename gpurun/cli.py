@@ -169,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="models/current/",
         help="S3 prefix under models/, ending in / (default models/current/)",
     )
+    pub.add_argument(
+        "--no-entry-point",
+        action="store_true",
+        help="publish a model without run.sh at its top (only when the stack's model_command, "
+        "model_shell_command or container image runs it)",
+    )
 
     commands.add_parser(
         "doctor",
@@ -496,7 +502,13 @@ def cmd_publish(args: argparse.Namespace, out: TextIO) -> int:
     bucket = stack.require("model_bucket")
     s3 = _clients(args, stack).client("s3")
     try:
-        manifest = publish_model(s3, args.directory, bucket, args.prefix)
+        manifest = publish_model(
+            s3,
+            args.directory,
+            bucket,
+            args.prefix,
+            require_entry_point=not args.no_entry_point,
+        )
     except PublishError as exc:
         raise GpurunError(str(exc)) from exc
     result = {

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from instance_agent.checksums import file_chunk_checksums
+from instance_agent.config import MODEL_ENTRY_POINT
 from instance_agent.manifest import (
     DEFAULT_CHUNK_SIZE,
     Manifest,
@@ -91,6 +92,19 @@ def _inside(root: Path, path: Path) -> Path:
     return real
 
 
+def check_entry_point(files: list[tuple[str, Path]], source_dir: Path) -> None:
+    """The model's own entry point, ``run.sh`` at its top, what the agent runs by default."""
+    if any(relative == MODEL_ENTRY_POINT for relative, _path in files):
+        return
+    raise PublishError(
+        f"{source_dir} has no {MODEL_ENTRY_POINT} at its top: the agent runs "
+        f"`/bin/sh $MODEL_DIR/{MODEL_ENTRY_POINT}` when no model command is set, so this model "
+        f"could not start. Add a {MODEL_ENTRY_POINT} (see examples/model/), or, if the stack "
+        "sets model_command, model_shell_command or a container image that runs it, publish "
+        "with --no-entry-point"
+    )
+
+
 def build_model_manifest(
     source_dir: Path, chunk_size: int = DEFAULT_CHUNK_SIZE
 ) -> tuple[Manifest, list[tuple[str, Path]]]:
@@ -126,12 +140,18 @@ def publish_model(
     prefix: str,
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    require_entry_point: bool = False,
 ) -> Manifest:
-    """Upload every file of ``source_dir`` under ``s3://bucket/prefix``, then its manifest."""
+    """Upload every file of ``source_dir`` under ``s3://bucket/prefix``, then its manifest.
+
+    ``require_entry_point``: refuse a directory without ``run.sh`` before anything is uploaded.
+    """
     if not bucket:
         raise PublishError("bucket is empty: give the model bucket's name")
     if prefix and not prefix.endswith("/"):
         raise PublishError(f"prefix {prefix!r} must end with '/' (e.g. models/current/)")
+    if require_entry_point:
+        check_entry_point(model_files(source_dir), source_dir)
     manifest, files = build_model_manifest(source_dir, chunk_size)
     _withdraw_other_manifest(s3, bucket, prefix + MODEL_MANIFEST, manifest.to_json())
     _upload_files(s3, bucket, prefix, files)
