@@ -46,6 +46,14 @@ locals {
   # "resolve:ssm:<parameter>[:<version>]" -> the parameter name the launcher must be allowed to read.
   ami_ssm_parameter = startswith(var.ami, "resolve:ssm:") ? regex("^resolve:ssm:([^:]+)", var.ami)[0] : null
 
+  # An ECR image -> its repository's ARN, for the instance role's pull permissions; else null.
+  ecr_image = var.container_image == null ? null : try(regex("^([0-9]{12})\\.dkr\\.ecr(?:-fips)?\\.([a-z0-9-]+)\\.amazonaws\\.com(?:\\.cn)?/([a-z0-9._/-]+?)(?::[A-Za-z0-9_.-]+)?(?:@sha256:[0-9a-f]{64})?$", var.container_image), null)
+  ecr_repository_arn = local.ecr_image == null ? null : format(
+    "arn:%s:ecr:%s:%s:repository/%s",
+    endswith(split("/", var.container_image)[0], ".cn") ? "aws-cn" : "aws",
+    local.ecr_image[1], local.ecr_image[0], local.ecr_image[2],
+  )
+
   # The agent's configuration (schema: instance_agent/config.py; keys: docs/design.md).
   agent_config = {
     region       = var.region
@@ -63,8 +71,10 @@ locals {
     task_wait_seconds          = var.task_wait_seconds
     run = {
       command         = var.model_command
+      shell_command   = var.model_shell_command
       container_image = var.container_image
     }
+    warm                = { paths = var.warm_paths }
     max_runtime_seconds = var.max_runtime_seconds
     # The run's EMF metrics line goes to the launcher's namespace; the root volume prices run.json.
     metrics         = { namespace = var.name }
@@ -119,6 +129,8 @@ module "instance_role" {
   kms_key_arn      = module.model_bucket.kms_key_arn
   activity_arn     = module.workflow.activity_arn
   log_group_arn    = aws_cloudwatch_log_group.agent.arn
+  # Only when the model's image is in ECR; scoped to its repository.
+  ecr_repository_arn = local.ecr_repository_arn
 
   tags = local.tags
 }
@@ -126,19 +138,20 @@ module "instance_role" {
 module "launch_template" {
   source = "./modules/launch_template"
 
-  name                   = var.name
-  vpc_id                 = var.vpc_id
-  ami                    = var.ami
-  default_instance_type  = var.instance_types[0]
-  instance_profile_arn   = module.instance_role.instance_profile_arn
-  root_volume_size_gib   = var.root_volume_size_gib
-  max_lifetime_minutes   = var.max_instance_lifetime_minutes
-  agent_config           = local.agent_config
-  agent_artifact_s3_uri  = "s3://${aws_s3_object.agent_artifact.bucket}/${aws_s3_object.agent_artifact.key}"
-  agent_artifact_version = coalesce(aws_s3_object.agent_artifact.version_id, aws_s3_object.agent_artifact.etag)
-  region                 = var.region
-  log_group_name         = aws_cloudwatch_log_group.agent.name
-  instance_tags          = { Project = var.name }
+  name                            = var.name
+  vpc_id                          = var.vpc_id
+  ami                             = var.ami
+  default_instance_type           = var.instance_types[0]
+  instance_profile_arn            = module.instance_role.instance_profile_arn
+  root_volume_size_gib            = var.root_volume_size_gib
+  root_volume_initialization_rate = var.root_volume_initialization_rate
+  max_lifetime_minutes            = var.max_instance_lifetime_minutes
+  agent_config                    = local.agent_config
+  agent_artifact_s3_uri           = "s3://${aws_s3_object.agent_artifact.bucket}/${aws_s3_object.agent_artifact.key}"
+  agent_artifact_version          = coalesce(aws_s3_object.agent_artifact.version_id, aws_s3_object.agent_artifact.etag)
+  region                          = var.region
+  log_group_name                  = aws_cloudwatch_log_group.agent.name
+  instance_tags                   = { Project = var.name }
 
   tags = local.tags
 }
