@@ -303,6 +303,7 @@ class Agent:
         self._fail_if_pull_failed()
         self._finish_copy(self.copy_job, task, configured, model_dir, copy_started)
         self._finish_pull()
+        self._wait_for_warm()
         self._run_and_report(task, storage.path, model_dir)
 
     def _record_boot_phases(self, identity: InstanceIdentity) -> None:
@@ -367,6 +368,24 @@ class Agent:
             self._timed("image_pull_wait", started)
             if job.seconds is not None:
                 self.timings["image_pull"] = job.seconds
+
+    def _wait_for_warm(self) -> None:
+        """The model imports what is being warmed: let the read finish first, for a while."""
+        job = self.warm_job
+        if job is None:
+            return
+        started = self.clock()
+        limit = self.config.warm.max_wait_seconds
+        try:
+            ended = job.wait_at_most(
+                limit, self.abort, lambda: TaskLostError("the warm read was stopped: task gone")
+            )
+        finally:
+            self._timed("warm_wait", started)
+        if ended:
+            self._note_warm_done()
+        else:
+            log.warning("warm read still going after warm.max_wait_seconds=%d; model starts", limit)
 
     def _stop_warm(self) -> None:
         """Record the warm read's time; one still reading is stopped (the run is over)."""

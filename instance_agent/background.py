@@ -55,6 +55,18 @@ class BackgroundJob(Generic[_T]):
             raise self.error
         return self.result
 
+    def wait_at_most(
+        self, seconds: float, abort: threading.Event, on_abort: Callable[[], BaseException]
+    ) -> bool:
+        """Wait up to ``seconds`` for the job (its error is not raised); whether it ended."""
+        deadline = time.monotonic() + seconds
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            if abort.is_set():
+                self.stop()
+                raise on_abort()
+            self._thread.join(min(0.2, max(0.0, deadline - time.monotonic())))
+        return not self._thread.is_alive()
+
     def stop(self, timeout: float = 10.0) -> None:
         self.cancel.set()
         if self._thread.is_alive():

@@ -234,10 +234,19 @@ class WarmSettings:
         ),
     )
     max_concurrency: int = field(default=8, metadata=doc("Files read at the same time (1-64)."))
+    max_wait_seconds: int = field(
+        default=120,
+        metadata=doc(
+            "Once the model is copied, how long the run may wait for the warm read to finish "
+            "before the model starts anyway (the read goes on beside it): the `warm_wait` phase."
+        ),
+    )
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_concurrency <= 64:
             raise ConfigError("warm.max_concurrency: must be from 1 to 64")
+        if self.max_wait_seconds < 0:
+            raise ConfigError("warm.max_wait_seconds: must be >= 0")
         for index, path in enumerate(self.paths):
             if not path.startswith("/"):
                 raise ConfigError(f"warm.paths[{index}]: {path!r} must be an absolute path")

@@ -22,6 +22,7 @@ PHASES: tuple[tuple[str, str], ...] = (
     ("wait_for_task", "long poll for the activity task"),
     ("image_pull_wait", "what the run waited for the pull after the task came"),
     ("model_copy_wait", "what the run waited for the copy after the task came"),
+    ("warm_wait", "what the run waited for the warm read (warm.max_wait_seconds at most)"),
     ("model_first_output", "model start to its first line of output"),
     ("model_run", "the model command, start to exit"),
     ("results_upload", "results, run.json and the manifest to S3"),
