@@ -131,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(from runs/<name>/run.json).",
     )
     st.add_argument("--last", type=int, default=10, help="how many runs (default 10)")
+    st.add_argument(
+        "--phases",
+        action="store_true",
+        help="also each run's phases from launch to the model's first output line and on "
+        "(run.json's timings, in order)",
+    )
 
     lg = commands.add_parser(
         "logs",
@@ -403,6 +409,8 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
         _print_json(rows, out)
     else:
         print(status.format_rows(rows) if rows else "no runs yet", file=out)
+        if rows and args.phases:
+            print("\n" + status.format_phases(rows), file=out)
     return EXIT_OK
 
 

@@ -450,6 +450,9 @@ class Agent:
 
         def first_output(seconds: float) -> None:
             self.timings["model_first_output"] = round(seconds, 3)
+            if self.boot_to_agent is not None:  # the whole cold start: boot to a busy model
+                since_boot = self.boot_to_agent + (self.clock() - self._started)
+                self.timings["boot_to_first_output"] = round(since_boot, 3)
             log.info("the model's first line of output came %.1f s after its start", seconds)
 
         try:

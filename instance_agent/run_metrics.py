@@ -38,6 +38,7 @@ METRIC_UNITS: dict[str, str] = {
     "ModelCopySeconds": "Seconds",
     "ModelCopyMBps": "Megabytes/Second",
     "ModelFirstOutputSeconds": "Seconds",
+    "BootToFirstOutputSeconds": "Seconds",
     "ModelRunSeconds": "Seconds",
     "ResultsUploadSeconds": "Seconds",
     "InstanceLifetimeSeconds": "Seconds",
@@ -57,6 +58,7 @@ PHASE_METRICS = {
     "wait_for_task": "WaitForTaskSeconds",
     "model_copy": "ModelCopySeconds",
     "model_first_output": "ModelFirstOutputSeconds",
+    "boot_to_first_output": "BootToFirstOutputSeconds",
     "model_run": "ModelRunSeconds",
     "results_upload": "ResultsUploadSeconds",
 }

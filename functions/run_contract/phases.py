@@ -24,6 +24,7 @@ PHASES: tuple[tuple[str, str], ...] = (
     ("model_copy_wait", "what the run waited for the copy after the task came"),
     ("warm_wait", "what the run waited for the warm read (warm.max_wait_seconds at most)"),
     ("model_first_output", "model start to its first line of output"),
+    ("boot_to_first_output", "kernel boot to the model's first line: the cold start"),
     ("model_run", "the model command, start to exit"),
     ("results_upload", "results, run.json and the manifest to S3"),
     ("total", "agent start to the results uploaded"),
