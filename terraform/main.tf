@@ -138,20 +138,22 @@ module "instance_role" {
 module "launch_template" {
   source = "./modules/launch_template"
 
-  name                            = var.name
-  vpc_id                          = var.vpc_id
-  ami                             = var.ami
-  default_instance_type           = var.instance_types[0]
-  instance_profile_arn            = module.instance_role.instance_profile_arn
-  root_volume_size_gib            = var.root_volume_size_gib
+  name                   = var.name
+  vpc_id                 = var.vpc_id
+  ami                    = var.ami
+  default_instance_type  = var.instance_types[0]
+  instance_profile_arn   = module.instance_role.instance_profile_arn
+  root_volume_size_gib   = var.root_volume_size_gib
+  max_lifetime_minutes   = var.max_instance_lifetime_minutes
+  agent_config           = local.agent_config
+  agent_artifact_s3_uri  = "s3://${aws_s3_object.agent_artifact.bucket}/${aws_s3_object.agent_artifact.key}"
+  agent_artifact_version = coalesce(aws_s3_object.agent_artifact.version_id, aws_s3_object.agent_artifact.etag)
+  region                 = var.region
+  log_group_name         = aws_cloudwatch_log_group.agent.name
+  instance_tags          = { Project = var.name }
+
+  # The root volume's cold start: off (null) unless the operator pays for a provisioned rate.
   root_volume_initialization_rate = var.root_volume_initialization_rate
-  max_lifetime_minutes            = var.max_instance_lifetime_minutes
-  agent_config                    = local.agent_config
-  agent_artifact_s3_uri           = "s3://${aws_s3_object.agent_artifact.bucket}/${aws_s3_object.agent_artifact.key}"
-  agent_artifact_version          = coalesce(aws_s3_object.agent_artifact.version_id, aws_s3_object.agent_artifact.etag)
-  region                          = var.region
-  log_group_name                  = aws_cloudwatch_log_group.agent.name
-  instance_tags                   = { Project = var.name }
 
   tags = local.tags
 }
