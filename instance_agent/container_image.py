@@ -38,10 +38,11 @@ _ECR_IMAGE = re.compile(
     r"^(?P<registry>(?P<account>\d{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)"
     r"\.amazonaws\.com(?:\.cn)?)/(?P<repository>[a-z0-9._/-]+?)(?::[\w.-]+)?(?:@sha256:[0-9a-f]{64})?$"
 )
-# Stopped before the data directories move (the socket too, or a client would restart docker
-# mid-move), started again after: containerd first, docker needs it.
+# Stopped before the data directories move (the socket too, or a client would start docker again
+# mid-move), started again after, containerd first (docker needs it): only those that were
+# active, so an image without one of them (or with docker only socket-activated) is left as it was.
 STOP_UNITS = ("docker.socket", "docker.service", "containerd.service")
-START_UNITS = ("containerd.service", "docker.service")
+START_UNITS = ("containerd.service", "docker.socket", "docker.service")
 STORE_SUBDIR = "container-data"
 _OUTPUT_TAIL_CHARS = 2000
 
@@ -69,6 +70,7 @@ def run(
     cancel: threading.Event | None = None,
     stdin_text: str | None = None,
     secret: bool = False,
+    limit: str | None = None,
 ) -> str:
     """Run one command to completion; its output, or ImagePullFailed naming it and its output."""
     shown = " ".join(args)
@@ -94,7 +96,7 @@ def run(
             if cancel is not None and cancel.is_set():
                 reason = "stopped: the run is over"
             elif remaining <= 0:
-                reason = f"timed out after {timeout:g} s"
+                reason = f"timed out ({limit or f'after {timeout:g} s'})"
             else:
                 continue
             process.kill()
@@ -112,19 +114,42 @@ def store_directory(store: Path, data_root: str) -> Path:
 
 
 def relocate_data_roots(
-    data_roots: Sequence[str], store: Path, *, timeout: float, cancel: threading.Event
+    data_roots: Sequence[str],
+    store: Path,
+    *,
+    timeout: float,
+    cancel: threading.Event,
+    limit: str | None = None,
 ) -> None:
     """Bind-mount each data root from the instance store, with the daemons stopped meanwhile."""
     if not data_roots:
         return
-    run(["systemctl", "stop", *STOP_UNITS], timeout=timeout, cancel=cancel)
+    active = [unit for unit in STOP_UNITS if unit_active(unit)]
+    if active:
+        run(["systemctl", "stop", *active], timeout=timeout, cancel=cancel, limit=limit)
     for root in data_roots:
         source = store_directory(store, root)
         source.mkdir(parents=True, exist_ok=True)
         Path(root).mkdir(parents=True, exist_ok=True)
-        run(["mount", "--bind", str(source), root], timeout=timeout, cancel=cancel)
-    run(["systemctl", "start", *START_UNITS], timeout=timeout, cancel=cancel)
+        run(["mount", "--bind", str(source), root], timeout=timeout, cancel=cancel, limit=limit)
+    restart = [unit for unit in START_UNITS if unit in active]
+    if restart:
+        run(["systemctl", "start", *restart], timeout=timeout, cancel=cancel, limit=limit)
     log.info("container data on the instance store: %s", ", ".join(data_roots))
+
+
+def unit_active(unit: str) -> bool:
+    """``systemctl is-active --quiet``: 0 when the unit is active (any other answer: not)."""
+    try:
+        done = subprocess.run(
+            ["systemctl", "is-active", "--quiet", unit],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 def ecr_login(
@@ -166,12 +191,13 @@ def prepare_image(
     def left() -> float:
         return max(0.0, deadline - time.monotonic())
 
-    relocate_data_roots(settings.data_roots, store, timeout=left(), cancel=cancel)
+    limit = f"container.pull_timeout_seconds={settings.pull_timeout_seconds}"
+    relocate_data_roots(settings.data_roots, store, timeout=left(), cancel=cancel, limit=limit)
     ecr = ecr_image(image)
     if ecr is not None and settings.ecr_login:
         ecr_login(ecr, make_ecr_client, timeout=left(), cancel=cancel)
     started = time.monotonic()
-    run(["docker", "pull", image], timeout=left(), cancel=cancel)
+    run(["docker", "pull", image], timeout=left(), cancel=cancel, limit=limit)
     seconds = time.monotonic() - started
     log.info("image %s pulled in %.1f s", image, seconds)
     return seconds

@@ -48,10 +48,10 @@ locals {
 
   # An ECR image -> its repository's ARN, for the instance role's pull permissions; else null.
   ecr_image = var.container_image == null ? null : try(regex("^([0-9]{12})\\.dkr\\.ecr(?:-fips)?\\.([a-z0-9-]+)\\.amazonaws\\.com(?:\\.cn)?/([a-z0-9._/-]+?)(?::[A-Za-z0-9_.-]+)?(?:@sha256:[0-9a-f]{64})?$", var.container_image), null)
+  # The repository is in this deployment's partition (ECR pulls do not cross partitions).
   ecr_repository_arn = local.ecr_image == null ? null : format(
     "arn:%s:ecr:%s:%s:repository/%s",
-    endswith(split("/", var.container_image)[0], ".cn") ? "aws-cn" : "aws",
-    local.ecr_image[1], local.ecr_image[0], local.ecr_image[2],
+    data.aws_partition.current.partition, local.ecr_image[1], local.ecr_image[0], local.ecr_image[2],
   )
 
   # The agent's configuration (schema: instance_agent/config.py; keys: docs/design.md).

@@ -1,6 +1,7 @@
 """Fake ``docker``, ``systemctl`` and ``mount`` executables for the image-pull tests (there is no
 Docker engine here): each appends its argv (and its stdin, for ``docker login``) as one JSON line
-to ``calls.jsonl``. ``docker pull`` touches ``pull-started``, then sleeps ``PULL_SECONDS`` and
+to ``calls.jsonl``. ``systemctl is-active`` answers 0 (active) unless the unit is named in
+``INACTIVE``. ``docker pull`` touches ``pull-started``, then sleeps ``PULL_SECONDS`` and
 fails with ``PULL_ERROR`` if that file exists; ``docker run`` writes ``predictions.csv`` into the
 directory mounted at /output."""
 
@@ -24,6 +25,9 @@ if name == "docker" and args[:1] == ["login"]:
     entry["stdin"] = sys.stdin.read()
 with (state / "calls.jsonl").open("a") as calls:
     calls.write(json.dumps(entry) + "\\n")
+if name == "systemctl" and args[:1] == ["is-active"]:
+    inactive = state / "INACTIVE"
+    sys.exit(3 if inactive.exists() and args[-1] in inactive.read_text().split() else 0)
 if name == "docker" and args[:1] == ["pull"]:
     (state / "pull-started").touch()
     seconds = state / "PULL_SECONDS"

@@ -156,7 +156,8 @@ def test_a_pull_past_its_limit_fails_as_image_pull_failed(
 
     (failure,) = world.sfn.failures
     assert failure["error"] == "ImagePullFailed"
-    assert "timed out" in failure["cause"]
+    assert "docker pull" in failure["cause"]
+    assert "timed out (container.pull_timeout_seconds=1)" in failure["cause"]
 
 
 def test_the_container_data_goes_to_the_instance_store_with_the_daemons_stopped(
@@ -168,17 +169,35 @@ def test_the_container_data_goes_to_the_instance_store_with_the_daemons_stopped(
 
     run_agent(world, data)
 
-    calls = [[c["tool"], *c["args"]] for c in tools.calls(fake_tools)][:4]
+    calls = [
+        [c["tool"], *c["args"]] for c in tools.calls(fake_tools) if c["args"][0] != "is-active"
+    ]
     store = world.root / "container-data"
-    assert calls == [
+    assert calls[:4] == [
         ["systemctl", "stop", "docker.socket", "docker.service", "containerd.service"],
         ["mount", "--bind", str(store / str(docker_root).strip("/").replace("/", "-")),
          str(docker_root)],
         ["mount", "--bind", str(store / str(containerd_root).strip("/").replace("/", "-")),
          str(containerd_root)],
-        ["systemctl", "start", "containerd.service", "docker.service"],
+        ["systemctl", "start", "containerd.service", "docker.socket", "docker.service"],
     ]  # fmt: skip
     assert world.sfn.successes
+
+
+def test_only_the_container_units_that_were_active_are_stopped_and_started(
+    world: World, base_config: dict[str, Any], fake_tools: Path, tmp_path: Path
+) -> None:
+    (fake_tools / "INACTIVE").write_text("docker.service\n")  # docker only socket-activated
+    data = container_config(base_config, data_roots=[str(tmp_path / "var" / "lib" / "docker")])
+
+    run_agent(world, data)
+
+    systemctl = [c["args"] for c in tools.calls(fake_tools) if c["tool"] == "systemctl"]
+    changes = [args for args in systemctl if args[0] != "is-active"]
+    assert changes == [
+        ["stop", "docker.socket", "containerd.service"],
+        ["start", "containerd.service", "docker.socket"],
+    ]
 
 
 def test_warm_paths_are_read_at_boot_and_timed(
