@@ -28,7 +28,9 @@ from gpurun.errors import (
     EXIT_USAGE,
     GpurunError,
 )
-from gpurun.stack import FIELDS, Stack
+from gpurun.interrupt import deferred_interrupt
+from gpurun.progress import TransferProgress
+from gpurun.stack import FIELDS, Stack, local_demo_hint
 
 
 def _common() -> argparse.ArgumentParser:
@@ -229,31 +231,57 @@ def next_commands(args: argparse.Namespace, name: str) -> list[str]:
     ]
 
 
-def _follow(args: argparse.Namespace, sfn: Any, execution_arn: str, name: str, out: TextIO) -> int:
-    """Follow one execution to its end (or --timeout); its outcome as an exit code."""
-    progress: list[dict[str, str]] = []
+def _follow(
+    args: argparse.Namespace,
+    clients: Clients,
+    stack: Stack,
+    execution_arn: str,
+    name: str,
+    *,
+    out: TextIO,
+) -> int:
+    """Follow one execution to its end (or --timeout); its outcome as an exit code. With --json,
+    one JSON object a line as each phase happens, the outcome (``"event": "end"``) last. When
+    the agent's log group is known, its milestones (the copy's progress) come in between."""
+    sfn = clients.client("stepfunctions")
+    agent_group = stack.get("agent_log_group")
+    milestones = None
+    if agent_group:
+        milestones = logs.milestone_progress(
+            sfn,
+            clients.client("logs"),
+            stack.require("state_machine_arn"),
+            execution_arn,
+            agent_group,
+        )
 
     def show(p: runs.Progress) -> None:
-        progress.append(p.as_dict())
-        if not args.json:
+        if args.json:
+            print(json.dumps({"event": "phase", **p.as_dict()}), file=out, flush=True)
+        else:
             print(f"{p.timestamp:%H:%M:%S} {p.phase:<14} {p.message}", file=out, flush=True)
 
-    final = runs.follow(
-        sfn, execution_arn, show, poll_seconds=args.poll_seconds, timeout_seconds=args.timeout
-    )
+    with deferred_interrupt() as sleep:
+        final = runs.follow(
+            sfn,
+            execution_arn,
+            show,
+            poll_seconds=args.poll_seconds,
+            timeout_seconds=args.timeout,
+            sleep=sleep,
+            more_progress=milestones,
+        )
     state = str(final["status"])
     if args.json:
-        _print_json(
-            {
-                "execution_arn": execution_arn,
-                "name": name,
-                "status": state,
-                "error": final.get("error"),
-                "cause": final.get("cause"),
-                "progress": progress,
-            },
-            out,
-        )
+        end = {
+            "event": "end",
+            "execution_arn": execution_arn,
+            "name": name,
+            "status": state,
+            "error": final.get("error"),
+            "cause": final.get("cause"),
+        }
+        print(json.dumps(end), file=out)
     else:
         print(
             f"{name}: {state}"
@@ -279,7 +307,8 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     stack = _stack(args)
     overrides = runs.parse_overrides(args.overrides)
     machine = stack.require("state_machine_arn")
-    sfn = _clients(args, stack).client("stepfunctions")
+    clients = _clients(args, stack)
+    sfn = clients.client("stepfunctions")
     run_checks.check_run_input(overrides, run_checks.run_defaults(sfn, machine))
     running = run_checks.running_executions(sfn, machine)
     if running:
@@ -292,36 +321,36 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         )
     execution_arn, name = runs.start_execution(sfn, machine, overrides, args.name)
     commands = next_commands(args, name)
-    if not args.json:
+    if args.json:
+        started = {
+            "event": "started",
+            "execution_arn": execution_arn,
+            "name": name,
+            "status": "RUNNING",
+            "next_commands": commands,
+        }
+        print(json.dumps(started), file=out, flush=True)
+    else:
         print(f"started {name}\n  {execution_arn}", file=out)
         print(f"  follow: {commands[0]}", file=out)
         print(f"  cancel: {commands[1]}", file=out)
         print(f"  logs:   {commands[2]}", file=out, flush=True)
     if args.no_follow:
-        if args.json:
-            _print_json(
-                {
-                    "execution_arn": execution_arn,
-                    "name": name,
-                    "status": "RUNNING",
-                    "next_commands": commands,
-                },
-                out,
-            )
         return EXIT_OK
     try:
-        return _follow(args, sfn, execution_arn, name, out)
+        return _follow(args, clients, stack, execution_arn, name, out=out)
     except KeyboardInterrupt:
         raise Interrupted(name, commands) from None
 
 
 def cmd_follow(args: argparse.Namespace, out: TextIO) -> int:
     stack = _stack(args)
-    sfn = _clients(args, stack).client("stepfunctions")
+    clients = _clients(args, stack)
+    sfn = clients.client("stepfunctions")
     described = runs.describe_run(sfn, stack.require("state_machine_arn"), args.run)
     name, execution_arn = str(described["name"]), str(described["executionArn"])
     try:
-        return _follow(args, sfn, execution_arn, name, out)
+        return _follow(args, clients, stack, execution_arn, name, out=out)
     except KeyboardInterrupt:
         raise Interrupted(name, next_commands(args, name)) from None
 
@@ -481,16 +510,18 @@ def _follow_logs(
 ) -> int:
     """``logs --follow``: every line as it arrives (with --json, one JSON object a line)."""
     try:
-        ref = logs.follow_lines(
-            sfn,
-            logs_client,
-            state_machine_arn,
-            args.run,
-            groups=groups,
-            on_line=lambda line: _print_line(line, args, out),
-            poll_seconds=args.poll_seconds,
-            linger_seconds=args.linger_seconds,
-        )
+        with deferred_interrupt() as sleep:
+            ref = logs.follow_lines(
+                sfn,
+                logs_client,
+                state_machine_arn,
+                args.run,
+                groups=groups,
+                on_line=lambda line: _print_line(line, args, out),
+                poll_seconds=args.poll_seconds,
+                linger_seconds=args.linger_seconds,
+                sleep=sleep,
+            )
     except KeyboardInterrupt:
         raise Interrupted(args.run, next_commands(args, args.run)) from None
     if not args.json:
@@ -515,6 +546,7 @@ def cmd_publish(args: argparse.Namespace, out: TextIO) -> int:
             args.directory,
             bucket,
             args.prefix,
+            progress=TransferProgress(out, json_lines=args.json),
             require_entry_point=not args.no_entry_point,
         )
     except PublishError as exc:
@@ -527,7 +559,8 @@ def cmd_publish(args: argparse.Namespace, out: TextIO) -> int:
         "model_version": manifest.model_version,
     }
     if args.json:
-        _print_json(result, out)
+        # The last of the JSON lines (the progress events came before it).
+        print(json.dumps({"event": "published", **result}), file=out)
     else:
         print(
             f"published {result['files']} file(s), {result['bytes']} bytes, "
@@ -590,6 +623,8 @@ def main(
         )
     except BotoCoreError as exc:
         print(
-            f"gpurun {args.command}: {exc}; check --region/--endpoint-url and the network", file=err
+            f"gpurun {args.command}: {exc}; check --region/--endpoint-url and the network"
+            + local_demo_hint(),
+            file=err,
         )
     return EXIT_USAGE

@@ -162,3 +162,49 @@ def follow_lines(
         if ended_at is not None and clock() - ended_at >= linger_seconds:
             return ref
         sleep(poll_seconds)
+
+
+# The agent's lines that mark its progress (instance_agent's own messages, after "logger: ").
+AGENT_MILESTONES = (
+    "instance-store disks:",
+    "task received",
+    "copy progress:",
+    "model copy done",
+    "model command:",
+    "model command succeeded",
+    "model command failed",
+    "results:",
+    "run succeeded",
+    "run failed",
+    "shutting down the instance",
+)
+
+
+def agent_milestone(message: str) -> str | None:
+    """The milestone text of an agent line (``... INFO instance_agent.x: <text>``), or None."""
+    _, sep, text = message.partition(": ")
+    if not sep or "instance_agent" not in message[: len(message) - len(text)]:
+        return None
+    return text if text.startswith(AGENT_MILESTONES) else None
+
+
+def milestone_progress(
+    sfn: Any, logs: Any, state_machine_arn: str, execution_arn: str, group: str
+) -> Callable[[], list[runs.Progress]]:
+    """For ``follow``: the agent's new milestones (the copy's progress among them) at each poll,
+    read from its log group once the run has an instance."""
+    seen: set[tuple[int, str]] = set()
+
+    def new_milestones() -> list[runs.Progress]:
+        ref = resolve_run(sfn, state_machine_arn, execution_arn)
+        found: list[runs.Progress] = []
+        for line in agent_lines(logs, group, ref, datetime.now(UTC)):
+            text = agent_milestone(line.message)
+            if text is None or (line.timestamp_ms, line.message) in seen:
+                continue
+            seen.add((line.timestamp_ms, line.message))
+            at = datetime.fromtimestamp(line.timestamp_ms / 1000, UTC)
+            found.append(runs.Progress(at, "Agent", text))
+        return found
+
+    return new_milestones

@@ -182,8 +182,10 @@ def follow(
     timeout_seconds: float | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    more_progress: Callable[[], list[Progress]] | None = None,
 ) -> dict[str, Any]:
-    """Report every new history event until the execution ends; returns describe_execution."""
+    """Report every new history event until the execution ends; returns describe_execution.
+    ``more_progress`` (the agent's milestones from its logs) is asked at every poll too."""
     seen: set[int] = set()
     deadline = None if timeout_seconds is None else clock() + timeout_seconds
     while True:
@@ -195,6 +197,8 @@ def follow(
             progress = describe_event(event)
             if progress is not None:
                 on_progress(progress)
+        for progress in more_progress() if more_progress is not None else []:
+            on_progress(progress)
         if description["status"] in TERMINAL_STATUSES:
             # The history read above may predate the end: one last read for the final events.
             for event in history_events(sfn, execution_arn):

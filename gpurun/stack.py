@@ -1,7 +1,9 @@
 """Where the deployed stack's names come from: flags, then environment, then Terraform outputs.
 
 Terraform outputs are read lazily, only when a command needs a name no flag or variable gave:
-from ``--outputs-file`` (a saved ``terraform output -json``) or by running
+from ``--outputs-file`` or ``$GPURUN_OUTPUTS_FILE`` (a saved ``terraform output -json``; the
+local AWS of ``make demo ARGS=--keep-running`` writes one and an environment file naming it) or
+by running
 ``terraform -chdir=<dir> output -json`` in ``--terraform-dir`` (default ``./terraform`` when it
 has been initialised).
 """
@@ -17,6 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from gpurun.errors import GpurunError
+
+OUTPUTS_FILE_VARIABLE = "GPURUN_OUTPUTS_FILE"
+# Where `make demo ARGS=--keep-running` leaves the environment file of its local AWS.
+LOCAL_DEMO_ENV_FILE = Path(".demo/stack/gpurun.env")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +48,13 @@ FIELDS: dict[str, Field] = {
         "--launcher-log-group", "GPURUN_LAUNCHER_LOG_GROUP", "launcher_log_group_name"
     ),
 }
+
+
+def local_demo_hint() -> str:
+    """How to reach a kept-running ``make demo`` from here, when this directory has one."""
+    if LOCAL_DEMO_ENV_FILE.is_file():
+        return f"; for the local AWS of make demo: source {LOCAL_DEMO_ENV_FILE}"
+    return ""
 
 
 def read_outputs_json(text: str, source: str) -> dict[str, Any]:
@@ -74,9 +87,13 @@ class Stack:
         environ: dict[str, str] | None = None,
     ) -> None:
         self._flags = flags
+        self._environ = dict(os.environ if environ is None else environ)
+        self._outputs_source = "--outputs-file"
+        if outputs_file is None and self._environ.get(OUTPUTS_FILE_VARIABLE):
+            outputs_file = Path(self._environ[OUTPUTS_FILE_VARIABLE])
+            self._outputs_source = OUTPUTS_FILE_VARIABLE
         self._outputs_file = outputs_file
         self._terraform_dir = terraform_dir
-        self._environ = dict(os.environ if environ is None else environ)
         self._outputs: dict[str, Any] | None = None
 
     def _terraform_outputs(self) -> dict[str, Any]:
@@ -86,7 +103,7 @@ class Stack:
             try:
                 text = self._outputs_file.read_text(encoding="utf-8")
             except OSError as exc:
-                raise GpurunError(f"--outputs-file {self._outputs_file}: {exc}") from exc
+                raise GpurunError(f"{self._outputs_source} {self._outputs_file}: {exc}") from exc
             self._outputs = read_outputs_json(text, str(self._outputs_file))
             return self._outputs
         directory = self._terraform_dir
@@ -139,5 +156,6 @@ class Stack:
             raise GpurunError(
                 f"{name} is not known: pass {field.flag}, set {field.env}, or point "
                 f"--terraform-dir / --outputs-file at the stack (output {field.output!r})"
+                + local_demo_hint()
             )
         return value

@@ -43,8 +43,11 @@ def chunk_count(size: int, chunk_size: int) -> int:
     return -(-size // chunk_size)
 
 
-def file_chunk_checksums(path: Path, chunk_size: int) -> list[str]:
-    """Checksum every ``chunk_size`` chunk of a local file, reading into one reused buffer."""
+def file_chunk_checksums(
+    path: Path, chunk_size: int, on_bytes: Callable[[int], None] | None = None
+) -> list[str]:
+    """Checksum every ``chunk_size`` chunk of a local file, reading into one reused buffer;
+    ``on_bytes(n)`` after each chunk (a publisher's progress)."""
     crc = _crc_function()
     buffer = bytearray(chunk_size)
     view = memoryview(buffer)
@@ -63,6 +66,8 @@ def file_chunk_checksums(path: Path, chunk_size: int) -> list[str]:
                 break
             checksums.append(f"{crc(view[:filled]):0{HEX_DIGITS}x}")
             offset += filled
+            if on_bytes is not None:
+                on_bytes(filled)
             if filled < chunk_size:
                 break
     finally:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 from instance_agent.checksums import file_chunk_checksums
 from instance_agent.config import MODEL_ENTRY_POINT
@@ -34,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 UPLOAD_PART_SIZE = 64 * 1024 * 1024
 UPLOAD_CONCURRENCY = 8
+
+PublishProgress: TypeAlias = Callable[[str, int, int], None]
+"""``progress(stage, n, total)``: ``n`` more bytes of ``total`` done in ``checksum``/``upload``."""
 
 
 class PublishError(ValueError):
@@ -106,10 +110,14 @@ def check_entry_point(files: list[tuple[str, Path]], source_dir: Path) -> None:
 
 
 def build_model_manifest(
-    source_dir: Path, chunk_size: int = DEFAULT_CHUNK_SIZE
+    source_dir: Path,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    progress: PublishProgress | None = None,
 ) -> tuple[Manifest, list[tuple[str, Path]]]:
     """Checksum every file of ``source_dir``; the manifest and its files in manifest order."""
     files = model_files(source_dir)
+    total = sum(path.stat().st_size for _relative, path in files)
+    on_bytes = None if progress is None else (lambda n: progress("checksum", n, total))
     entries = []
     for relative, path in files:
         try:
@@ -120,7 +128,7 @@ def build_model_manifest(
             ManifestFile(
                 path=relative,
                 size=path.stat().st_size,
-                checksums=tuple(file_chunk_checksums(path, chunk_size)),
+                checksums=tuple(file_chunk_checksums(path, chunk_size, on_bytes)),
             )
         )
     try:
@@ -140,10 +148,13 @@ def publish_model(
     prefix: str,
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    progress: PublishProgress | None = None,
     require_entry_point: bool = False,
 ) -> Manifest:
     """Upload every file of ``source_dir`` under ``s3://bucket/prefix``, then its manifest.
 
+    ``progress(stage, n, total)`` reports ``n`` more bytes of ``total`` done in the stage
+    (``checksum``, then ``upload``); upload calls come from the transfer's threads.
     ``require_entry_point``: refuse a directory without ``run.sh`` before anything is uploaded.
     """
     if not bucket:
@@ -152,9 +163,9 @@ def publish_model(
         raise PublishError(f"prefix {prefix!r} must end with '/' (e.g. models/current/)")
     if require_entry_point:
         check_entry_point(model_files(source_dir), source_dir)
-    manifest, files = build_model_manifest(source_dir, chunk_size)
+    manifest, files = build_model_manifest(source_dir, chunk_size, progress)
     _withdraw_other_manifest(s3, bucket, prefix + MODEL_MANIFEST, manifest.to_json())
-    _upload_files(s3, bucket, prefix, files)
+    _upload_files(s3, bucket, prefix, files, total=manifest.total_bytes, progress=progress)
     # Last: only now does the model exist for a reader.
     s3.put_object(
         Bucket=bucket,
@@ -194,7 +205,15 @@ def _withdraw_other_manifest(s3: S3Client, bucket: str, key: str, new: bytes) ->
         s3.delete_object(Bucket=bucket, Key=key)
 
 
-def _upload_files(s3: S3Client, bucket: str, prefix: str, files: list[tuple[str, Path]]) -> None:
+def _upload_files(
+    s3: S3Client,
+    bucket: str,
+    prefix: str,
+    files: list[tuple[str, Path]],
+    *,
+    total: int,
+    progress: PublishProgress | None,
+) -> None:
     from boto3.s3.transfer import S3Transfer, TransferConfig  # lazy: only publish needs it
 
     config = TransferConfig(
@@ -203,5 +222,6 @@ def _upload_files(s3: S3Client, bucket: str, prefix: str, files: list[tuple[str,
         max_concurrency=UPLOAD_CONCURRENCY,
     )
     transfer = S3Transfer(client=s3, config=config)  # type: ignore[arg-type]
+    on_bytes = None if progress is None else (lambda n: progress("upload", n, total))
     for relative, path in files:
-        transfer.upload_file(str(path), bucket, prefix + relative)
+        transfer.upload_file(str(path), bucket, prefix + relative, callback=on_bytes)

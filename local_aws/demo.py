@@ -27,11 +27,13 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from gpurun.stack import LOCAL_DEMO_ENV_FILE
 from local_aws.deployment import FUNCTIONS_DIR, REPO_ROOT, LocalSettings
 from local_aws.faults import corrupt_object
 from local_aws.local_run import LocalRun, LocalRunError, cached_model
 from local_aws.process_machine import DEMO_MODEL_COMMAND, InstanceOptions, KillPoint
 from local_aws.server import LocalAws, local_aws_server
+from local_aws.stack_files import write_stack_files
 from local_aws.timeline import Phase, compute_phases, phases_of, timeline_text, write_chart
 from run_contract.limits import (
     EXECUTION_TIMEOUT_SECONDS,
@@ -417,7 +419,7 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
         console.line(f"  wall time  {time.monotonic() - started:.1f} s")
 
         if args.keep_running:
-            _keep_running(aws, console)
+            _keep_running(aws, run, name, console)
     return 0 if outcome.succeeded and terminated else 1
 
 
@@ -439,16 +441,27 @@ def _relative(path: Path) -> str:
         return str(path)
 
 
-def _keep_running(aws: LocalAws, console: Console) -> None:
-    console.line()
-    console.line(f"The local AWS stays up at {aws.endpoint_url} until Ctrl-C. For example:")
-    console.line(
-        f"  AWS_ENDPOINT_URL={aws.endpoint_url} AWS_ACCESS_KEY_ID=testing "
-        f"AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={aws.region} "
-        ".venv/bin/python -c \"import boto3; print(boto3.client('s3').list_buckets())\""
-    )
-    while True:
-        time.sleep(1)
+def _keep_running(aws: LocalAws, run: LocalRun, name: str, console: Console) -> None:
+    """Serve the stack until Ctrl-C, with the files that point ``gpurun`` at it."""
+    files = write_stack_files(REPO_ROOT / LOCAL_DEMO_ENV_FILE.parent, aws, run.deployed)
+    try:
+        console.line()
+        console.line(f"The local AWS stays up at {aws.endpoint_url} until Ctrl-C.")
+        console.line(f"  outputs    {_relative(files.outputs)} (as `terraform output -json`)")
+        console.line(f"  env file   {_relative(files.env)} (endpoint, region, fake credentials)")
+        console.line("In another terminal, from this directory:")
+        for command in (
+            f"source {_relative(files.env)}",
+            "gpurun status",
+            f"gpurun logs {name}",
+            "gpurun run --set parameters.threshold=0.7",
+            "gpurun cancel",
+        ):
+            console.line(f"  {command}")
+        while True:
+            time.sleep(1)
+    finally:
+        files.remove()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -107,6 +107,8 @@ def make_run(local_aws: LocalAws, demo_model: Path, tmp_path: Path) -> Iterator[
 
 
 @pytest.fixture
-def weekly_run(make_run: MakeRun) -> WeeklyRun:
+def weekly_run(make_run: MakeRun) -> Iterator[WeeklyRun]:
     """The deployed workflow with idle instances and no nets: the test plays the agent."""
-    return deploy_weekly_run(make_run)
+    run = deploy_weekly_run(make_run)
+    yield run
+    run.stop_agents()

@@ -19,6 +19,10 @@ class Result:
     def json(self) -> Any:
         return json.loads(self.out)
 
+    def json_lines(self) -> list[Any]:
+        """The events ``run``/``follow --json`` stream, one JSON object a line."""
+        return [json.loads(line) for line in self.out.splitlines()]
+
 
 def gpurun(*argv: str) -> Result:
     out, err = io.StringIO(), io.StringIO()

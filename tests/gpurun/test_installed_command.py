@@ -53,7 +53,8 @@ def test_ctrl_c_while_following_says_the_run_goes_on_and_exits_130(
             "--poll-seconds",
             "0.2",
         ],
-        env=local_aws.child_env(),
+        # On a hang, SIGABRT makes it print every thread's stack (see below).
+        env={**local_aws.child_env(), "PYTHONFAULTHANDLER": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -69,7 +70,13 @@ def test_ctrl_c_while_following_says_the_run_goes_on_and_exits_130(
         wait_until(lambda: any("StartInstance" in line for line in lines), 60, "a phase shown")
 
         process.send_signal(signal.SIGINT)
-        code = process.wait(timeout=90)  # a loaded machine is slow to unwind, not wrong
+        try:
+            code = process.wait(timeout=90)  # a loaded machine is slow to unwind, not wrong
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            process.wait(timeout=30)
+            stacks = process.stderr.read() if process.stderr else ""
+            pytest.fail(f"gpurun still running 90 s after Ctrl-C; its threads:\n{stacks}")
     finally:
         if process.poll() is None:
             process.kill()

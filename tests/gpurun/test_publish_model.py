@@ -23,7 +23,14 @@ def test_publish_model_uploads_the_files_and_the_manifest(aws: None, tmp_path: P
     result = gpurun("publish-model", str(model), "--region", REGION, "--bucket", "models", "--json")
 
     assert result.code == 0, result.err
-    assert result.json()["files"] == 2
+    *progress, published = [json.loads(line) for line in result.out.splitlines()]
+    assert published["event"] == "published"
+    assert published["files"] == 2
+    total = 1000 + len("exec python3 score.py\n")
+    assert [(e["stage"], e["bytes"], e["total_bytes"]) for e in progress] == [
+        ("checksum", total, total),
+        ("upload", total, total),
+    ]
     manifest = json.loads(
         s3.get_object(Bucket="models", Key=f"models/current/{MODEL_MANIFEST}")["Body"].read()
     )
@@ -82,3 +89,24 @@ def test_publish_model_of_a_missing_directory_says_so(aws: None, tmp_path: Path)
 
     assert result.code == 2
     assert "does not exist" in result.err
+
+
+def test_publish_model_shows_bytes_and_rate_in_plain_lines_off_a_terminal(
+    aws: None, tmp_path: Path
+) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="models", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"w" * 3_000_000)
+
+    result = gpurun(
+        "publish-model", str(model), "--region", REGION, "--bucket", "models", "--no-entry-point"
+    )
+
+    assert result.code == 0, result.err
+    checksum, upload, published = result.out.splitlines()
+    assert checksum.startswith("checksum 3.0 MB of 3.0 MB (100%), ")
+    assert upload.startswith("upload   3.0 MB of 3.0 MB (100%), ")
+    assert upload.endswith("/s")
+    assert published.startswith("published 1 file(s), 3000000 bytes")

@@ -57,7 +57,11 @@ def test_run_phases_come_in_the_order_they_happened(weekly_run: WeeklyRun) -> No
     result = gpurun("run", *run_flags(weekly_run), "--poll-seconds", "0.2", "--json")
     worker.join()
 
-    entered = [p["phase"] for p in result.json()["progress"] if p["message"] == "entered"]
+    events = result.json_lines()
+    assert events[0]["event"] == "started"
+    assert events[-1]["event"] == "end"
+    phases = [e for e in events if e["event"] == "phase"]
+    entered = [p["phase"] for p in phases if p["message"] == "entered"]
     assert entered == [
         "LoadRunDefaults",
         "ApplyDefaults",
@@ -76,8 +80,8 @@ def test_run_of_a_failing_model_exits_1_with_the_agents_error(weekly_run: Weekly
     worker.join()
 
     assert result.code == 1
-    document = result.json()
-    assert (document["status"], document["error"]) == ("FAILED", "ModelCommandFailed")
+    end = result.json_lines()[-1]
+    assert (end["event"], end["status"], end["error"]) == ("end", "FAILED", "ModelCommandFailed")
 
 
 def test_run_passes_set_overrides_as_the_execution_input(weekly_run: WeeklyRun) -> None:

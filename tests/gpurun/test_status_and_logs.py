@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 
+from gpurun import logs
 from run_contract.run_record import new_record
 from tests.gpurun.cli_helpers import gpurun
 from tests.gpurun.conftest import AGENT_LOG_GROUP, REGION, SmallStack
@@ -209,3 +210,34 @@ def test_logs_of_a_missing_log_group_is_an_error_naming_the_group_and_the_fix(
     assert f"log group '{AGENT_LOG_GROUP}' does not exist in {REGION}" in result.err
     assert "check --agent-log-group" in result.err
     assert "logs can take a minute" not in result.out + result.err
+
+
+def test_an_agent_milestone_is_the_text_after_its_logger_name() -> None:
+    line = "2026-12-02T20:46:15Z INFO instance_agent.copy: copy progress: 1/2 bytes (50.0%)"
+
+    assert logs.agent_milestone(line) == "copy progress: 1/2 bytes (50.0%)"
+    assert (
+        logs.agent_milestone("2026-12-02T20:46:15Z INFO instance_agent.agent: debug detail") is None
+    )
+    assert logs.agent_milestone("copy progress: a line not from the agent's logger") is None
+
+
+def test_follow_shows_the_agents_milestones_with_the_copys_progress(
+    small_stack: SmallStack,
+) -> None:
+    small_stack.run("week-10", INSTANCE)
+    put_lines(
+        AGENT_LOG_GROUP,
+        f"{INSTANCE['instance_id']}/instance-agent",
+        [
+            "2026-12-02T20:46:15Z INFO instance_agent.copy: copy progress: 1/2 bytes (50.0%)",
+            "2026-12-02T20:46:15Z INFO instance_agent.agent: some detail",
+            "2026-12-02T20:46:16Z INFO instance_agent.agent: model copy done: 1 file(s)",
+        ],
+    )
+
+    result = gpurun("follow", "week-10", *small_stack.flags(), "--json")
+
+    assert result.code == 0, result.err
+    agent = [e["message"] for e in result.json_lines() if e.get("phase") == "Agent"]
+    assert agent == ["copy progress: 1/2 bytes (50.0%)", "model copy done: 1 file(s)"]

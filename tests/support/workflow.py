@@ -21,7 +21,11 @@ from local_aws.local_run import LocalRun, Nets
 from local_aws.machines import IdleBackend
 
 REGION = "eu-west-1"
-HEARTBEAT_TIMEOUT_SECONDS = 2
+# Short, so a silent agent fails its run quickly; not so short that a loaded machine misses the
+# gap between the scripted agent taking its task and its first heartbeat.
+HEARTBEAT_TIMEOUT_SECONDS = 5
+# A backstop only: every test waits for its execution's events, not for this timeout.
+EXECUTION_TIMEOUT_SECONDS = 900
 DEFAULTS: dict[str, Any] = {
     "instance_types": ["g4dn.xlarge", "g5.xlarge"],
     "model_prefix": "models/current/",
@@ -42,6 +46,12 @@ class WeeklyRun:
     bucket: str
     subnet_ids: list[str]
     defaults: dict[str, Any]
+    agents: list[ScriptedAgent] = dataclasses.field(default_factory=list)
+
+    def stop_agents(self) -> None:
+        """The test is over: agents still polling stop, so none takes a later test's task."""
+        for worker in self.agents:
+            worker.stop()
 
     def start(self, execution_input: dict[str, Any]) -> tuple[str, str]:
         """(execution ARN, execution name)."""
@@ -63,7 +73,7 @@ def deploy_weekly_run(make_run: Callable[..., LocalRun]) -> WeeklyRun:
             "run_parameters": DEFAULTS["parameters"],
             "heartbeat_timeout_seconds": HEARTBEAT_TIMEOUT_SECONDS,
             "activity_timeout_seconds": 60,
-            "execution_timeout_seconds": 120,
+            "execution_timeout_seconds": EXECUTION_TIMEOUT_SECONDS,
         },
     )
     deployed = run.deployed
@@ -79,7 +89,7 @@ def deploy_weekly_run(make_run: Callable[..., LocalRun]) -> WeeklyRun:
     )
 
 
-def wait_for_end(sfn: Any, execution_arn: str, timeout: float = 60.0) -> dict[str, Any]:
+def wait_for_end(sfn: Any, execution_arn: str, timeout: float = 300.0) -> dict[str, Any]:
     """describe_execution once the execution is no longer RUNNING."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -91,11 +101,16 @@ def wait_for_end(sfn: Any, execution_arn: str, timeout: float = 60.0) -> dict[st
 
 
 def take_task(
-    sfn: Any, activity_arn: str, worker: str = "test-worker", timeout: float = 100.0
+    sfn: Any,
+    activity_arn: str,
+    worker: str = "test-worker",
+    timeout: float = 100.0,
+    stop: threading.Event | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """Poll the activity like a worker until a task comes: (token, input)."""
+    """Poll the activity like a worker until a task comes: (token, input). ``stop`` ends the
+    polling early (the test is over: a poller left behind would take the next test's task)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
         response = sfn.get_activity_task(activityArn=activity_arn, workerName=worker)
         if response.get("taskToken"):
             return response["taskToken"], json.loads(response["input"])
@@ -122,6 +137,7 @@ class ScriptedAgent:
     instance_state_during_run: str = ""
     output: dict[str, Any] = dataclasses.field(default_factory=dict)
     _thread: threading.Thread | None = None
+    _stop: threading.Event = dataclasses.field(default_factory=threading.Event)
 
     def start(self) -> ScriptedAgent:
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -132,14 +148,27 @@ class ScriptedAgent:
         assert self._thread is not None
         self._thread.join(timeout=30)
 
+    def stop(self) -> None:
+        self._stop.set()
+
     def _run(self) -> None:
-        token, self.task_input = take_task(self.sfn, self.activity_arn, worker="agent")
+        # Polls until its task comes or the test ends: a loaded machine can take minutes to get
+        # an execution to its RunModel state (the execution's own timeout is the backstop).
+        token, self.task_input = take_task(
+            self.sfn,
+            self.activity_arn,
+            worker="agent",
+            timeout=EXECUTION_TIMEOUT_SECONDS,
+            stop=self._stop,
+        )
+        if self.behaviour != "silent":
+            # First, before anything else can take the heartbeat timeout's few seconds.
+            self.sfn.send_task_heartbeat(taskToken=token)
         instance_id = self.task_input["instance_id"]
         reservations = self.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
         self.instance_state_during_run = reservations[0]["Instances"][0]["State"]["Name"]
         if self.behaviour == "silent":
             return
-        self.sfn.send_task_heartbeat(taskToken=token)
         if self.behaviour == "fail":
             self.sfn.send_task_failure(
                 taskToken=token, error="ModelCommandFailed", cause="score.py exited with 3"
@@ -155,4 +184,6 @@ class ScriptedAgent:
 
 
 def agent(run: WeeklyRun, behaviour: str) -> ScriptedAgent:
-    return ScriptedAgent(run.sfn, run.ec2, run.activity_arn, behaviour).start()
+    worker = ScriptedAgent(run.sfn, run.ec2, run.activity_arn, behaviour)
+    run.agents.append(worker)
+    return worker.start()
