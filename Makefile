@@ -16,7 +16,7 @@ export PATH := $(PATH):$(CURDIR)/$(VENV)/bin
 # Real-boot cases at once (each a QEMU guest with 2 emulated CPUs, under TCG).
 VM_WORKERS ?= 2
 
-.PHONY: setup test unit lint fmt docs build demo bench vm-image vm-test clean
+.PHONY: setup test unit lint fmt docs build demo bench bench-cold-start vm-image vm-test clean
 
 setup: $(STAMP) $(SCAN_STAMP)
 
@@ -85,6 +85,10 @@ vm-test: vm-image
 ## bench: the agent's model copy against s5cmd, boto3, awscli and awscrt on loopback
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)
+
+## bench-cold-start: a 1 GiB model read from an emulated restored-snapshot volume against the agent's copy from S3
+bench-cold-start: $(STAMP)
+	$(PY) -m bench.cold_start $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(SCAN_VENV) .cache .bench .demo .vm dist .pytest_cache .mypy_cache .ruff_cache

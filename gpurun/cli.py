@@ -133,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(from runs/<name>/run.json).",
     )
     st.add_argument("--last", type=int, default=10, help="how many runs (default 10)")
+    st.add_argument(
+        "--phases",
+        action="store_true",
+        help="also each run's phases from launch to the model's first output line and on "
+        "(run.json's timings, in order)",
+    )
 
     lg = commands.add_parser(
         "logs",
@@ -170,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--prefix",
         default="models/current/",
         help="S3 prefix under models/, ending in / (default models/current/)",
+    )
+    pub.add_argument(
+        "--no-entry-point",
+        action="store_true",
+        help="publish a model without run.sh at its top (only when the stack's model_command, "
+        "model_shell_command or container image runs it)",
     )
 
     commands.add_parser(
@@ -426,6 +438,8 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
         _print_json(rows, out)
     else:
         print(status.format_rows(rows) if rows else "no runs yet", file=out)
+        if rows and args.phases:
+            print("\n" + status.format_phases(rows), file=out)
     return EXIT_OK
 
 
@@ -533,6 +547,7 @@ def cmd_publish(args: argparse.Namespace, out: TextIO) -> int:
             bucket,
             args.prefix,
             progress=TransferProgress(out, json_lines=args.json),
+            require_entry_point=not args.no_entry_point,
         )
     except PublishError as exc:
         raise GpurunError(str(exc)) from exc

@@ -10,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from gpurun import runs
 from instance_agent import prices
+from run_contract.phases import PHASES
 from run_contract.run_record import RunRecordError, check_record
 from run_contract.s3_layout import NOT_FOUND_CODES, run_record_key
 
@@ -81,9 +82,39 @@ def run_rows(
                 "cost_usd": None if usd is None else round(usd, 4),
                 "cost_source": cost_source,
                 "record_written_by": (record or {}).get("written_by"),
+                "phases": ordered_phases((record or {}).get("timings") or {}),
             }
         )
     return rows
+
+
+def ordered_phases(timings: dict[str, Any]) -> dict[str, float]:
+    """run.json's timings in the order the phases happen (run_contract.phases), then any other."""
+    known = [name for name, _ in PHASES if name in timings]
+    others = sorted(name for name in timings if name not in dict(PHASES))
+    return {
+        name: float(timings[name])
+        for name in known + others
+        if isinstance(timings[name], int | float) and not isinstance(timings[name], bool)
+    }
+
+
+def format_phases(rows: list[dict[str, Any]]) -> str:
+    """Each run's phases, launch to results, one line each: the cold start laid out."""
+    meaning = dict(PHASES)
+    blocks = []
+    for row in rows:
+        lines = [f"{row['name']} ({row['status']})"]
+        phases = row.get("phases") or {}
+        if not phases:
+            lines.append("  no phase timings (no run.json, or the agent never ran)")
+        width = max((len(name) for name in phases), default=0)
+        for name, seconds in phases.items():
+            lines.append(
+                f"  {name.ljust(width)}  {seconds:9.1f} s  {meaning.get(name, '')}".rstrip()
+            )
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:

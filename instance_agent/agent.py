@@ -1,8 +1,9 @@
 """The agent's phases, from a booted instance to a reported run and a shut-down instance.
 
-identity -> storage -> (model copy in a background thread WHILE long-polling for the task) ->
-task check -> heartbeat thread -> wait for the copy (or copy the task's model if it differs) ->
-model run -> results upload (manifest last) -> SendTaskSuccess / SendTaskFailure -> shutdown.
+identity -> storage -> (model copy, image pull and warm read in background threads WHILE
+long-polling for the task) -> task check -> heartbeat thread -> wait for the copy (or copy the
+task's model if it differs) and the pull -> model run -> results upload (manifest last) ->
+SendTaskSuccess / SendTaskFailure -> shutdown.
 
 The deadline was armed by the user data before the agent started; the agent's own shutdown runs
 on every path (success, failure, unexpected exception, SIGTERM) through ``Agent.run``'s finally.
@@ -20,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
 
-from instance_agent import systemd_scope
+from instance_agent import cold_start, systemd_scope
 from instance_agent.activity import (
     ActivityTask,
     BadTaskInput,
@@ -32,6 +33,7 @@ from instance_agent.activity import (
     send_success,
     wait_for_task,
 )
+from instance_agent.background import BackgroundJob
 from instance_agent.config import AgentConfig, StorageSettings
 from instance_agent.errors import AgentFailure
 from instance_agent.imds import InstanceIdentity
@@ -96,6 +98,8 @@ class Services:
     # Builds the heartbeat's own client (no SDK retries, see make_sfn_client) once a task
     # arrives, off the boot path; None: the heartbeat uses ``sfn``.
     make_heartbeat_sfn: Callable[[], Any] | None = None
+    # An ECR client for a region, for the image pull's login; None: boto3's, built on demand.
+    make_ecr: Callable[[str], Any] | None = None
 
 
 class CopyJob:
@@ -180,6 +184,8 @@ class Agent:
         self.copy_job: CopyJob | None = None
         self.heartbeat: Heartbeat | None = None
         self.copy_report: CopyReportLike | None = None
+        self.pull_job: BackgroundJob[float] | None = None
+        self.warm_job: BackgroundJob[Any] | None = None
         self.results_files = 0
         # The SUCCEEDED record and the manifest, once written: retracted if the run then fails
         # to report, so neither says SUCCEEDED for an execution that did not succeed.
@@ -189,6 +195,7 @@ class Agent:
         self._shutting_down = False
         # Seconds since boot when the agent started: the boot-to-agent metric.
         self.boot_to_agent = read_uptime_seconds(Path(config.metrics.uptime_file))
+        self._started_wall = time.time()
 
     # -- entry point -------------------------------------------------------------------------
 
@@ -259,6 +266,7 @@ class Agent:
             identity.instance_type,
             identity.availability_zone,
         )
+        self._record_boot_phases(identity)
 
         started = self.clock()
         try:
@@ -270,6 +278,7 @@ class Agent:
         self.copy_job = CopyJob(self.services.copy_model, self.services.s3, configured, model_dir)
         copy_started = self.clock()
         self.copy_job.start()
+        self._start_boot_jobs(storage.path)
 
         started = self.clock()
         try:
@@ -291,8 +300,101 @@ class Agent:
         )
         self.heartbeat.start()
 
+        self._fail_if_pull_failed()
         self._finish_copy(self.copy_job, task, configured, model_dir, copy_started)
+        self._finish_pull()
+        self._wait_for_warm()
         self._run_and_report(task, storage.path, model_dir)
+
+    def _record_boot_phases(self, identity: InstanceIdentity) -> None:
+        """launch -> boot -> cloud-init -> bootstrap, as far as the clocks tell (cold_start)."""
+        try:
+            phases = cold_start.boot_phases(
+                now=self._started_wall,
+                uptime_seconds=self.boot_to_agent,
+                launched_at=identity.launched_at,
+                cloud_init_starts=cold_start.stage_starts(
+                    Path(self.config.metrics.cloud_init_status_file)
+                ),
+            )
+        except Exception:  # a clock we cannot read must not fail the run
+            log.exception("could not measure the boot phases")
+            return
+        if phases:
+            log.info("boot phases: %s", phases)
+        self.timings.update(phases)
+
+    def _start_boot_jobs(self, store: Path) -> None:
+        """The image pull and the warm read, beside the copy (each on its own thread)."""
+        config = self.config
+        image = config.run.container_image
+        if image:
+            from instance_agent.container_image import prepare_image
+
+            make_ecr = self.services.make_ecr or self._boto3_ecr
+            self.pull_job = BackgroundJob(
+                "image-pull",
+                lambda cancel: prepare_image(image, config.container, store, make_ecr, cancel),
+            ).start()
+            log.info("image pull of %s started", image)
+        if config.warm.paths:
+            from instance_agent.warm import warm_paths
+
+            paths, concurrency = config.warm.paths, config.warm.max_concurrency
+            self.warm_job = BackgroundJob(
+                "warm", lambda cancel: warm_paths(paths, concurrency, cancel)
+            ).start()
+            log.info("warm read of %s started", ", ".join(paths))
+
+    def _boto3_ecr(self, region: str) -> Any:
+        import boto3
+
+        return boto3.client("ecr", region_name=region, endpoint_url=self.config.endpoint_url)
+
+    def _fail_if_pull_failed(self) -> None:
+        """A pull that failed while the agent waited ends the run now, not after the copy."""
+        job = self.pull_job
+        if job is not None and job.done and job.error is not None:
+            self._finish_pull()
+
+    def _finish_pull(self) -> None:
+        job = self.pull_job
+        if job is None:
+            return
+        started = self.clock()
+        try:
+            job.wait(self.abort, lambda: TaskLostError("the image pull was stopped: task gone"))
+        finally:
+            self._timed("image_pull_wait", started)
+            if job.seconds is not None:
+                self.timings["image_pull"] = job.seconds
+
+    def _wait_for_warm(self) -> None:
+        """The model imports what is being warmed: let the read finish first, for a while."""
+        job = self.warm_job
+        if job is None:
+            return
+        started = self.clock()
+        limit = self.config.warm.max_wait_seconds
+        try:
+            ended = job.wait_at_most(
+                limit, self.abort, lambda: TaskLostError("the warm read was stopped: task gone")
+            )
+        finally:
+            self._timed("warm_wait", started)
+        if ended:
+            self._note_warm_done()
+        else:
+            log.warning("warm read still going after warm.max_wait_seconds=%d; model starts", limit)
+
+    def _stop_warm(self) -> None:
+        """Record the warm read's time; one still reading is stopped (the run is over)."""
+        job, self.warm_job = self.warm_job, None
+        if job is None:
+            return
+        job.stop()
+        if job.seconds is not None:
+            self.timings["warm"] = job.seconds
 
     def _heartbeat_client(self) -> Any:
         make = self.services.make_heartbeat_sfn
@@ -345,20 +447,29 @@ class Agent:
         if systemd_scope.scope_available():
             scope = systemd_scope.scope_name(paths.run_name)
         started = self.clock()
+
+        def first_output(seconds: float) -> None:
+            self.timings["model_first_output"] = round(seconds, 3)
+            if self.boot_to_agent is not None:  # the whole cold start: boot to a busy model
+                since_boot = self.boot_to_agent + (self.clock() - self._started)
+                self.timings["boot_to_first_output"] = round(since_boot, 3)
+            log.info("the model's first line of output came %.1f s after its start", seconds)
+
         try:
             run_model(
                 build_command(config.run, paths),
                 runtime,
                 kill_grace_seconds=config.run.kill_grace_seconds,
                 cancel=self.abort,
-                cwd=root,
                 scope_unit=scope,
+                on_first_output=first_output,
             )
         finally:
             self._timed("model_run", started)
         if self.abort.is_set():
             raise TaskLostError("the task was lost while the model ran")
 
+        self._note_warm_done()
         started = self.clock()
 
         def record_success(files: int, _bytes: int) -> None:
@@ -428,11 +539,20 @@ class Agent:
         if self.copy_job is not None:
             self.copy_job.cancel.set()
 
+    def _note_warm_done(self) -> None:
+        """The boot jobs' times, for those that have ended (a record or metrics line is due)."""
+        for phase, job in (("warm", self.warm_job), ("image_pull", self.pull_job)):
+            if job is not None and job.seconds is not None:
+                self.timings[phase] = job.seconds
+
     def _stop_background(self) -> None:
         if self.heartbeat is not None:
             self.heartbeat.stop()
         if self.copy_job is not None:
             self.copy_job.stop()
+        if self.pull_job is not None:
+            self.pull_job.stop()
+        self._stop_warm()
 
     def _report_failure(self, error: str, message: str) -> None:
         """SendTaskFailure with the log's tail; before the task arrived, fetch it first.
@@ -492,6 +612,7 @@ class Agent:
         self, task: ActivityTask, status: str, error: tuple[str, str] | None
     ) -> dict[str, Any] | None:
         """Build and PUT the record; the record, or None when it could not be written."""
+        self._note_warm_done()
         identity = self.identity
         instance = {
             "instance_id": identity.instance_id if identity else task.input.instance_id,
@@ -553,6 +674,7 @@ class Agent:
         return record
 
     def _emit_metrics(self, *, succeeded: bool) -> None:
+        self._note_warm_done()
         try:
             identity = self.identity
             task = self.task

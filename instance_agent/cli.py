@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--prefix", required=True, help="e.g. models/2026-11-24/ (ends in /)")
     publish.add_argument("--region", default=None)
     publish.add_argument("--endpoint-url", default=None, help="a local AWS emulator")
+    publish.add_argument(
+        "--no-entry-point",
+        action="store_true",
+        help="publish without run.sh (the stack's model command or image runs the model)",
+    )
     return parser
 
 
@@ -82,7 +87,13 @@ def _publish(args: argparse.Namespace) -> int:
 
     s3 = boto3.client("s3", region_name=args.region, endpoint_url=args.endpoint_url)
     try:
-        manifest = publish_model(s3, args.source, args.bucket, args.prefix)
+        manifest = publish_model(
+            s3,
+            args.source,
+            args.bucket,
+            args.prefix,
+            require_entry_point=not args.no_entry_point,
+        )
     except (AgentFailure, ValueError, OSError) as exc:
         log.error("publish failed: %s", exc)  # noqa: TRY400 - the message says what to do
         return 1

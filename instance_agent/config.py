@@ -100,21 +100,47 @@ class StorageSettings:
     mount_options: str = field(default="noatime", metadata=doc("Options passed to `mount -o`."))
 
 
+# Where the Deep Learning AMIs keep the Python that has PyTorch (their release notes'
+# `python_location`), then the older conda layout, then the system's: MODEL_PYTHON is the first
+# that exists (docs/deep_learning_ami.md).
+DEFAULT_PYTHON_CANDIDATES = ("/opt/pytorch/bin/python", "/opt/conda/bin/python", "python3")
+# The model's own entry point at the top of its published prefix, used when no command is set.
+MODEL_ENTRY_POINT = "run.sh"
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RunSettings:
-    """How the model is run."""
+    """How the model is run (the model contract: instance_agent/README.md, "The model")."""
 
     command: list[str] = field(
         default_factory=list,
         metadata=doc(
-            "The model command. Without a container image it runs on the host; with one it is the "
-            "container's command (empty: the image's own entry point)."
+            "The model command as an argument list, run without a shell (`$MODEL_DIR` is not "
+            "expanded). With a container image, the container's command. Empty with "
+            f"`shell_command` null: the model's own `{MODEL_ENTRY_POINT}` (on the host) or the "
+            "image's entry point (in a container)."
+        ),
+    )
+    shell_command: str | None = field(
+        default=None,
+        metadata=doc(
+            "The model command as one string run by `/bin/sh -c`: `$MODEL_DIR`, `$OUTPUT_DIR`, "
+            "`$TASK_INPUT`, `$RUN_NAME` and `$MODEL_PYTHON` expand. Exclusive with `command`."
+        ),
+    )
+    python_candidates: list[str] = field(
+        default_factory=lambda: list(DEFAULT_PYTHON_CANDIDATES),
+        metadata=doc(
+            "The model's Python, exported as `MODEL_PYTHON`: the first of these that exists "
+            "(a bare name is looked up on PATH). An absolute one's directory also goes first "
+            "on the model's PATH, so `python` and `torchrun` are the PyTorch environment's."
         ),
     )
     container_image: str | None = field(
         default=None,
         metadata=doc(
-            "A Docker image to run with `docker run --gpus all`; null runs `command` on the host."
+            "A Docker image to run with `docker run --gpus all`, pulled at boot while the model "
+            "copies (see `container.*`); null runs the command on the host."
         ),
     )
     docker_args: list[str] = field(
@@ -134,13 +160,96 @@ class RunSettings:
     )
 
     def __post_init__(self) -> None:
-        if not self.command and not self.container_image:
+        if self.command and self.shell_command is not None:
             raise ConfigError(
-                "run.command: must not be empty when run.container_image is null; "
-                "set the model command or an image"
+                "run.command and run.shell_command: set one of them (an argument list, or one "
+                "string for /bin/sh -c), not both"
+            )
+        if self.shell_command is not None and not self.shell_command.strip():
+            raise ConfigError(
+                "run.shell_command: must not be blank; set a command or null to use the "
+                f"model's {MODEL_ENTRY_POINT}"
+            )
+        if not self.python_candidates or not all(self.python_candidates):
+            raise ConfigError(
+                "run.python_candidates: give at least one non-empty path or name, e.g. "
+                f"{json.dumps(list(DEFAULT_PYTHON_CANDIDATES))}"
             )
         if self.kill_grace_seconds < 0:
             raise ConfigError("run.kill_grace_seconds: must be >= 0")
+
+
+# Where docker and containerd keep image layers; bind-mounted from the instance store.
+DEFAULT_CONTAINER_DATA_ROOTS = ("/var/lib/docker", "/var/lib/containerd")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ContainerSettings:
+    """The container image (``run.container_image``): where its layers land, and its pull."""
+
+    data_roots: list[str] = field(
+        default_factory=lambda: list(DEFAULT_CONTAINER_DATA_ROOTS),
+        metadata=doc(
+            "Directories of docker and containerd bind-mounted from the instance store before "
+            "the pull (the daemons are stopped and started around it), so image layers land on "
+            "NVMe, not on a root volume restored from a snapshot. Empty: leave them alone."
+        ),
+    )
+    ecr_login: bool = field(
+        default=True,
+        metadata=doc(
+            "For an image in ECR, `docker login` with a token from the instance role "
+            "(ecr:GetAuthorizationToken) before the pull."
+        ),
+    )
+    pull_timeout_seconds: int = field(
+        default=1800,
+        metadata=doc(
+            "Limit of the image pull (started at boot, while the model copies); past it the "
+            "run fails with ImagePullFailed. Not part of max_runtime_seconds."
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        if self.pull_timeout_seconds < 1:
+            raise ConfigError("container.pull_timeout_seconds: must be >= 1")
+        for index, root in enumerate(self.data_roots):
+            if not root.startswith("/") or root.rstrip("/") in ("", "/var", "/var/lib"):
+                raise ConfigError(
+                    f"container.data_roots[{index}]: {root!r} must be an absolute directory "
+                    "of the container runtime, e.g. /var/lib/docker"
+                )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WarmSettings:
+    """Files read at boot, while the model copies, to fetch their blocks from the snapshot."""
+
+    paths: list[str] = field(
+        default_factory=list,
+        metadata=doc(
+            "Files or directories (read recursively) on the root volume to read once at boot, "
+            "in parallel with the model copy, e.g. `/opt/pytorch`: a volume restored from a "
+            "snapshot fetches each block from S3 on its first read. Its time is the `warm` phase."
+        ),
+    )
+    max_concurrency: int = field(default=8, metadata=doc("Files read at the same time (1-64)."))
+    max_wait_seconds: int = field(
+        default=120,
+        metadata=doc(
+            "Once the model is copied, how long the run may wait for the warm read to finish "
+            "before the model starts anyway (the read goes on beside it): the `warm_wait` phase."
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_concurrency <= 64:
+            raise ConfigError("warm.max_concurrency: must be from 1 to 64")
+        if self.max_wait_seconds < 0:
+            raise ConfigError("warm.max_wait_seconds: must be >= 0")
+        for index, path in enumerate(self.paths):
+            if not path.startswith("/"):
+                raise ConfigError(f"warm.paths[{index}]: {path!r} must be an absolute path")
 
 
 # Each copy.* key: the engine's setting it gives (instance_agent.model_copy.settings, where the
@@ -265,6 +374,13 @@ class MetricsSettings:
         default="/proc/uptime",
         metadata=doc("Seconds since boot (first field), for boot-to-agent and instance lifetime."),
     )
+    cloud_init_status_file: str = field(
+        default="/run/cloud-init/status.json",
+        metadata=doc(
+            "cloud-init's stage start times, for the boot phases before the agent "
+            "(`boot_to_cloud_init`, `cloud_init`, `bootstrap`); absent: those phases are too."
+        ),
+    )
 
     def __post_init__(self) -> None:
         if not self.namespace or len(self.namespace) > 255:
@@ -286,6 +402,14 @@ class AgentConfig:
     run: RunSettings = field(metadata=doc("Model command settings (see `run.*`)."))
     copy: CopySettingsConfig = field(
         default_factory=CopySettingsConfig, metadata=doc("Model copy tuning (see `copy.*`).")
+    )
+    container: ContainerSettings = field(
+        default_factory=ContainerSettings,
+        metadata=doc("Container runtime and image pull settings (see `container.*`)."),
+    )
+    warm: WarmSettings = field(
+        default_factory=WarmSettings,
+        metadata=doc("Root-volume paths read at boot to warm them (see `warm.*`)."),
     )
     heartbeat_interval_seconds: int = field(
         default=60, metadata=doc("Interval of SendTaskHeartbeat while the task is held.")

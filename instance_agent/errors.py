@@ -41,6 +41,18 @@ class ModelCopyFailed(AgentFailure):
     error_name = "ModelCopyFailed"
 
 
+class ModelEntryPointMissing(AgentFailure):
+    """No model command is configured and the published model has no ``run.sh`` at its top."""
+
+    error_name = "ModelEntryPointMissing"
+
+
+class ImagePullFailed(AgentFailure):
+    """The container image could not be pulled (login, permissions, name, timeout, disk)."""
+
+    error_name = "ImagePullFailed"
+
+
 class ModelCommandFailed(AgentFailure):
     """The model command exited non-zero; the message carries the exit code."""
 

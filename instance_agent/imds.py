@@ -1,14 +1,20 @@
-"""The instance's identity from IMDSv2: a session token (PUT), then three metadata reads."""
+"""The instance's identity from IMDSv2: a session token (PUT), three metadata reads, and the
+launch time from the identity document (optional: the cold-start figure, not the run, needs it)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 import urllib.error
 import urllib.request
 
 from instance_agent.errors import AgentFailure
 
 TOKEN_TTL_SECONDS = 21600
+IDENTITY_DOCUMENT = "latest/dynamic/instance-identity/document"
+
+log = logging.getLogger("instance_agent.imds")
 
 
 class IdentityUnavailable(AgentFailure):
@@ -20,6 +26,8 @@ class InstanceIdentity:
     instance_id: str
     instance_type: str
     availability_zone: str
+    # The document's pendingTime (epoch seconds): when RunInstances put the instance in pending.
+    launched_at: float | None = None
 
 
 def _request(request: urllib.request.Request, timeout: float) -> str:
@@ -53,10 +61,10 @@ def fetch_identity(endpoint: str, timeout: float) -> InstanceIdentity:
         timeout,
     )
 
-    def read(path: str) -> str:
+    def read(path: str, root: str = "latest/meta-data/") -> str:
         value = _request(
             urllib.request.Request(  # noqa: S310 - the scheme is checked above
-                f"{base}/latest/meta-data/{path}",
+                f"{base}/{root}{path}",
                 headers={"X-aws-ec2-metadata-token": token},
             ),
             timeout,
@@ -65,8 +73,26 @@ def fetch_identity(endpoint: str, timeout: float) -> InstanceIdentity:
             raise IdentityUnavailable(f"IMDS returned an empty {path}")
         return value
 
-    return InstanceIdentity(
+    identity = InstanceIdentity(
         instance_id=read("instance-id"),
         instance_type=read("instance-type"),
         availability_zone=read("placement/availability-zone"),
     )
+    try:
+        launched_at = pending_time(read(IDENTITY_DOCUMENT, root=""))
+    except IdentityUnavailable as exc:
+        log.warning("no launch time: %s", exc)
+        launched_at = None
+    return dataclasses.replace(identity, launched_at=launched_at)
+
+
+def pending_time(document_text: str) -> float | None:
+    """The identity document's ``pendingTime`` ("2026-12-01T06:00:03Z") as epoch seconds."""
+    from datetime import datetime
+
+    try:
+        value = json.loads(document_text).get("pendingTime")
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except (ValueError, AttributeError, TypeError):
+        log.warning("the identity document has no readable pendingTime")
+        return None

@@ -18,6 +18,7 @@ import logging
 import os
 import selectors
 import threading
+from collections.abc import Callable
 
 _CHUNK = 65536
 # A line longer than this (an endless progress bar without a newline) is logged in pieces.
@@ -30,9 +31,14 @@ _DRAIN_LIMIT_BYTES = 4 * 1024 * 1024
 class OutputLines:
     """Logs each line read from ``fd`` on ``out``, on a thread, until end-of-file or ``stop()``."""
 
-    def __init__(self, fd: int, out: logging.Logger) -> None:
+    def __init__(
+        self, fd: int, out: logging.Logger, on_first_line: Callable[[], None] | None = None
+    ) -> None:
         self._fd = fd
         self._out = out
+        # Called once, on the reader's thread, when the first line is logged: the moment the
+        # model shows it is up (the last phase of the cold start).
+        self._on_first_line = on_first_line
         self._wake_read, self._wake_write = os.pipe()
         self._decoder = io.IncrementalNewlineDecoder(
             codecs.getincrementaldecoder("utf-8")(errors="replace"), translate=True
@@ -92,5 +98,8 @@ class OutputLines:
         if final and self._partial:
             lines.append(self._partial)
             self._partial = ""
+        if lines and self._on_first_line is not None:
+            first, self._on_first_line = self._on_first_line, None
+            first()
         for line in lines:
             self._out.info("%s", line)

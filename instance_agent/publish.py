@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 from instance_agent.checksums import file_chunk_checksums
+from instance_agent.config import MODEL_ENTRY_POINT
 from instance_agent.manifest import (
     DEFAULT_CHUNK_SIZE,
     Manifest,
@@ -95,6 +96,19 @@ def _inside(root: Path, path: Path) -> Path:
     return real
 
 
+def check_entry_point(files: list[tuple[str, Path]], source_dir: Path) -> None:
+    """The model's own entry point, ``run.sh`` at its top, what the agent runs by default."""
+    if any(relative == MODEL_ENTRY_POINT for relative, _path in files):
+        return
+    raise PublishError(
+        f"{source_dir} has no {MODEL_ENTRY_POINT} at its top: the agent runs "
+        f"`/bin/sh $MODEL_DIR/{MODEL_ENTRY_POINT}` when no model command is set, so this model "
+        f"could not start. Add a {MODEL_ENTRY_POINT} (see examples/model/), or, if the stack "
+        "sets model_command, model_shell_command or a container image that runs it, publish "
+        "with --no-entry-point"
+    )
+
+
 def build_model_manifest(
     source_dir: Path,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -135,15 +149,20 @@ def publish_model(
     *,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     progress: PublishProgress | None = None,
+    require_entry_point: bool = False,
 ) -> Manifest:
     """Upload every file of ``source_dir`` under ``s3://bucket/prefix``, then its manifest.
 
     ``progress(stage, n, total)`` reports ``n`` more bytes of ``total`` done in the stage
-    (``checksum``, then ``upload``); upload calls come from the transfer's threads."""
+    (``checksum``, then ``upload``); upload calls come from the transfer's threads.
+    ``require_entry_point``: refuse a directory without ``run.sh`` before anything is uploaded.
+    """
     if not bucket:
         raise PublishError("bucket is empty: give the model bucket's name")
     if prefix and not prefix.endswith("/"):
         raise PublishError(f"prefix {prefix!r} must end with '/' (e.g. models/current/)")
+    if require_entry_point:
+        check_entry_point(model_files(source_dir), source_dir)
     manifest, files = build_model_manifest(source_dir, chunk_size, progress)
     _withdraw_other_manifest(s3, bucket, prefix + MODEL_MANIFEST, manifest.to_json())
     _upload_files(s3, bucket, prefix, files, total=manifest.total_bytes, progress=progress)

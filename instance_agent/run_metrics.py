@@ -27,10 +27,18 @@ DIMENSION_SETS = [["Service"], ["Service", "InstanceType"]]
 # Metric name -> CloudWatch unit. The names are what the dashboard and docs/operations.md use.
 METRIC_UNITS: dict[str, str] = {
     "BootToAgentSeconds": "Seconds",
+    "LaunchToBootSeconds": "Seconds",
+    "BootToCloudInitSeconds": "Seconds",
+    "CloudInitSeconds": "Seconds",
+    "BootstrapSeconds": "Seconds",
     "StorageSeconds": "Seconds",
+    "ImagePullSeconds": "Seconds",
+    "WarmSeconds": "Seconds",
     "WaitForTaskSeconds": "Seconds",
     "ModelCopySeconds": "Seconds",
     "ModelCopyMBps": "Megabytes/Second",
+    "ModelFirstOutputSeconds": "Seconds",
+    "BootToFirstOutputSeconds": "Seconds",
     "ModelRunSeconds": "Seconds",
     "ResultsUploadSeconds": "Seconds",
     "InstanceLifetimeSeconds": "Seconds",
@@ -40,9 +48,17 @@ METRIC_UNITS: dict[str, str] = {
 
 # The agent's phase timings (Agent.timings keys) -> metric names.
 PHASE_METRICS = {
+    "launch_to_boot": "LaunchToBootSeconds",
+    "boot_to_cloud_init": "BootToCloudInitSeconds",
+    "cloud_init": "CloudInitSeconds",
+    "bootstrap": "BootstrapSeconds",
     "storage": "StorageSeconds",
+    "image_pull": "ImagePullSeconds",
+    "warm": "WarmSeconds",
     "wait_for_task": "WaitForTaskSeconds",
     "model_copy": "ModelCopySeconds",
+    "model_first_output": "ModelFirstOutputSeconds",
+    "boot_to_first_output": "BootToFirstOutputSeconds",
     "model_run": "ModelRunSeconds",
     "results_upload": "ResultsUploadSeconds",
 }

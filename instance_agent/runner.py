@@ -1,11 +1,20 @@
 """Running the model: the command line, its environment contract, streaming, the time limit,
 and ending its whole process tree with the run.
 
-The model sees (on the host, or inside the container):
-  MODEL_DIR   the verified model copy (read-only in a container)
-  OUTPUT_DIR  where it writes its results; everything there is uploaded
-  TASK_INPUT  path of a JSON file holding the activity task's input (``parameters`` included)
-  RUN_NAME    the execution name, also the results prefix's last part
+The model contract (instance_agent/README.md, "The model", is its full text). The model sees (on
+the host, or inside the container):
+  MODEL_DIR     the verified model copy (read-only in a container)
+  OUTPUT_DIR    where it writes its results; everything there is uploaded
+  TASK_INPUT    path of a JSON file holding the activity task's input (``parameters`` included)
+  RUN_NAME      the execution name, also the results prefix's last part
+  MODEL_PYTHON  (host only) the Python found from ``run.python_candidates``
+
+The command is, in this order: ``run.shell_command`` (``/bin/sh -c``, so the variables expand),
+``run.command`` (an argument list, no shell, nothing expanded), or the model's own ``run.sh``
+(``/bin/sh $MODEL_DIR/run.sh``). On the host it runs in MODEL_DIR with the agent's environment
+plus the variables; in a container, in the image's working directory. Exit code 0 is success;
+anything else (or a signal) is ModelCommandFailed. Its stdout and stderr are one stream, logged
+line by line by the agent; the last lines go into a failure's cause.
 """
 
 from __future__ import annotations
@@ -14,16 +23,18 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
+import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from instance_agent import process_group, systemd_scope
 from instance_agent.activity import TaskLostError
-from instance_agent.config import RunSettings
-from instance_agent.errors import ModelCommandFailed, ModelRunTimedOut
+from instance_agent.config import MODEL_ENTRY_POINT, RunSettings
+from instance_agent.errors import ModelCommandFailed, ModelEntryPointMissing, ModelRunTimedOut
 from instance_agent.output_lines import OutputLines
 
 log = logging.getLogger("instance_agent.model")
@@ -46,6 +57,7 @@ class ModelCommand:
     args: list[str]
     env: dict[str, str]
     container_name: str | None
+    cwd: Path | None = None
 
 
 def container_name(run_name: str) -> str:
@@ -53,7 +65,66 @@ def container_name(run_name: str) -> str:
     return f"instance-agent-{safe}"[:128]
 
 
-def build_command(run: RunSettings, paths: RunPaths) -> ModelCommand:
+def find_python(
+    candidates: Sequence[str], which: Callable[[str], str | None] = shutil.which
+) -> str | None:
+    """The first candidate that is an executable file (a bare name: looked up on PATH)."""
+    for candidate in candidates:
+        if os.path.isabs(candidate):
+            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+                return candidate
+        else:
+            found = which(candidate)
+            if found:
+                return found
+    return None
+
+
+def python_env(
+    candidates: Sequence[str],
+    base_path: str,
+    which: Callable[[str], str | None] = shutil.which,
+) -> dict[str, str]:
+    """MODEL_PYTHON, and PATH with an absolute candidate's directory first (a venv's bin/)."""
+    python = find_python(candidates, which)
+    if python is None:
+        log.warning(
+            "none of run.python_candidates (%s) exists: MODEL_PYTHON is not set",
+            ", ".join(candidates),
+        )
+        return {}
+    env = {"MODEL_PYTHON": python}
+    if python in candidates and os.path.isabs(python):
+        directory = os.path.dirname(python)
+        env["PATH"] = os.pathsep.join(p for p in (directory, base_path) if p)
+    log.info("MODEL_PYTHON=%s", python)
+    return env
+
+
+def host_args(run: RunSettings, model_dir: Path) -> list[str]:
+    """The host command line: the shell string, the argument list, or the model's run.sh."""
+    if run.shell_command is not None:
+        return ["/bin/sh", "-c", run.shell_command]
+    if run.command:
+        return list(run.command)
+    entry_point = model_dir / MODEL_ENTRY_POINT
+    if not entry_point.is_file():
+        raise ModelEntryPointMissing(
+            f"no model command is set (run.command and run.shell_command are empty; Terraform's "
+            f"model_command and model_shell_command) and the model has no {MODEL_ENTRY_POINT} at "
+            f"its top ({entry_point}): publish the model folder with its {MODEL_ENTRY_POINT} "
+            "(gpurun publish-model checks it), or set a command"
+        )
+    # Through sh: S3 keeps no file modes, so the copied run.sh is not executable.
+    return ["/bin/sh", str(entry_point)]
+
+
+def build_command(
+    run: RunSettings,
+    paths: RunPaths,
+    *,
+    which: Callable[[str], str | None] = shutil.which,
+) -> ModelCommand:
     """The host command with the contract in its environment, or the `docker run` line."""
     if not run.container_image:
         env = {
@@ -61,13 +132,20 @@ def build_command(run: RunSettings, paths: RunPaths) -> ModelCommand:
             "OUTPUT_DIR": str(paths.output_dir),
             "TASK_INPUT": str(paths.task_input),
             "RUN_NAME": paths.run_name,
+            **python_env(run.python_candidates, os.environ.get("PATH", ""), which),
         }
-        return ModelCommand(list(run.command), env, None)
+        return ModelCommand(host_args(run, paths.model_dir), env, None, cwd=paths.model_dir)
     name = container_name(paths.run_name)
+    if run.shell_command is not None:
+        container_command = ["sh", "-c", run.shell_command]
+    else:
+        container_command = list(run.command)
     args = [
         "docker",
         "run",
         "--rm",
+        # Pulled at boot (container_image.py); a pull here would count in max_runtime_seconds.
+        "--pull=never",
         "--name",
         name,
         "--gpus",
@@ -88,7 +166,7 @@ def build_command(run: RunSettings, paths: RunPaths) -> ModelCommand:
         f"RUN_NAME={paths.run_name}",
         *run.docker_args,
         run.container_image,
-        *run.command,
+        *container_command,
     ]
     return ModelCommand(args, {}, name)
 
@@ -138,12 +216,15 @@ def run_model(
     poll_seconds: float = 0.2,
     cwd: Path | None = None,
     scope_unit: str | None = None,
+    on_first_output: Callable[[float], None] | None = None,
 ) -> float:
     """Run to completion and return the seconds it took; raise on failure, timeout or cancel.
 
     The model leads a session (and process group) of its own and, with ``scope_unit``, runs in
     that transient systemd scope. However it ends, nothing it started outlives the run: the group
     gets SIGTERM, then SIGKILL ``kill_grace_seconds`` later, and the scope is stopped.
+    ``cwd`` None runs it in ``command.cwd``; ``on_first_output`` gets the seconds from the start
+    to the model's first line of output, once.
     """
     log.info("model command: %s", " ".join(command.args))
     args = list(command.args)
@@ -155,7 +236,7 @@ def run_model(
         process = subprocess.Popen(
             args,
             env={**os.environ, **command.env},
-            cwd=cwd,
+            cwd=cwd if cwd is not None else command.cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -167,7 +248,14 @@ def run_model(
             f"cannot start the model command {command.args[0]!r}: {exc}"
         ) from exc
     assert process.stdout is not None  # noqa: S101 - stdout=PIPE
-    output = OutputLines(process.stdout.fileno(), log)
+    first_line = None
+    if on_first_output is not None:
+        report = on_first_output
+
+        def first_line() -> None:
+            report(time.monotonic() - started)
+
+    output = OutputLines(process.stdout.fileno(), log, on_first_line=first_line)
     output.start()
     deadline = started + max_runtime_seconds
     reason: str | None = None
@@ -210,10 +298,21 @@ def run_model(
         raise TaskLostError("the model run was stopped because the task is gone")
     if process.returncode != 0:
         raise ModelCommandFailed(
-            f"the model command exited with code {process.returncode} after {seconds:.1f} s"
+            f"the model command {exit_text(process.returncode)} after {seconds:.1f} s"
         )
     log.info("model command succeeded in %.1f s", seconds)
     return seconds
+
+
+def exit_text(returncode: int) -> str:
+    """How the model ended, as Popen's returncode tells it (negative: killed by that signal)."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"was killed by {name}"
+    return f"exited with code {returncode}"
 
 
 def _stop_container(name: str | None) -> None:

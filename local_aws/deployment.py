@@ -42,7 +42,9 @@ class LocalSettings:
     instance_types: tuple[str, ...] = ("g5.xlarge", "g6.xlarge", "g4dn.xlarge")
     model_prefix: str = "models/current/"
     run_parameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    model_command: tuple[str, ...] = ("python3", "/opt/model/score.py")
+    model_command: tuple[str, ...] = ()
+    model_shell_command: str | None = None
+    warm_paths: tuple[str, ...] = ()
     container_image: str | None = None
     max_runtime_seconds: int = 3600
     allow_root_volume_fallback: bool = False
@@ -143,8 +145,10 @@ def agent_config(settings: LocalSettings, *, activity_arn: str, bucket: str) -> 
         "task_wait_seconds": settings.task_wait_seconds,
         "run": {
             "command": list(settings.model_command),
+            "shell_command": settings.model_shell_command,
             "container_image": settings.container_image,
         },
+        "warm": {"paths": list(settings.warm_paths)},
         "max_runtime_seconds": settings.max_runtime_seconds,
         "metrics": {"namespace": settings.name},
         "root_volume_gib": settings.root_volume_size_gib,

@@ -73,8 +73,13 @@ def cached_model(cache_dir: Path, padding_mib: int) -> Path:
     return model_dir
 
 
-def publish_model(aws: LocalAws, model_dir: Path, bucket: str, prefix: str) -> None:
-    """``python -m instance_agent publish``: what the platform team runs to ship a model."""
+def publish_model(
+    aws: LocalAws, model_dir: Path, bucket: str, prefix: str, *, entry_point: bool = False
+) -> None:
+    """``python -m instance_agent publish``: what the platform team runs to ship a model.
+
+    ``entry_point`` False: the model has no run.sh (the demo scorer runs as a configured
+    command)."""
     command = [
         sys.executable,
         "-m",
@@ -89,6 +94,7 @@ def publish_model(aws: LocalAws, model_dir: Path, bucket: str, prefix: str) -> N
         aws.region,
         "--endpoint-url",
         aws.endpoint_url,
+        *([] if entry_point else ["--no-entry-point"]),
     ]
     env = aws.child_env()
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)

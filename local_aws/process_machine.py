@@ -69,6 +69,8 @@ class InstanceOptions:
     (e.g. ``{"heartbeat_interval_seconds": 2}``)."""
     env_overrides: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """Extra environment variables of the agent process."""
+    extra_path: Sequence[str] = ()
+    """Directories put on the agent's PATH after the machine's shims (e.g. a fake ``docker``)."""
     kill_agent: KillPoint | None = None
     power_off_after_agent_exit_seconds: float = 60.0
     """The unit's ExecStopPost (`shutdown -h +1`): an agent that exits without shutting the
@@ -160,8 +162,15 @@ def adapt_agent_config(
             "sysfs_root": str(paths.sysfs),
             "mounts_file": str(paths.mounts_file),
         },
-        # The run metrics stay with the instance; its uptime counts from its launch, not the host's.
-        "metrics": {"file": str(paths.metrics_file), "uptime_file": str(paths.uptime_file)},
+        # The run metrics stay with the instance; its uptime counts from its launch, not the host's,
+        # and it has no cloud-init (the host's status.json is not its boot).
+        "metrics": {
+            "file": str(paths.metrics_file),
+            "uptime_file": str(paths.uptime_file),
+            "cloud_init_status_file": str(paths.root / "run" / "cloud-init" / "status.json"),
+        },
+        # No daemons to stop nor directories to bind-mount on this machine.
+        "container": {"data_roots": []},
     }
     if options.model_command is not None:
         local["run"] = {"command": list(options.model_command)}
@@ -300,7 +309,12 @@ class ProcessMachine:
     def _spawn(self) -> None:
         paths = self.paths
         env = self.request.aws.child_env()
-        path_entries = [str(paths.shim_bin), str(Path(sys.executable).parent), env.get("PATH", "")]
+        path_entries = [
+            str(paths.shim_bin),
+            *self.options.extra_path,
+            str(Path(sys.executable).parent),
+            env.get("PATH", ""),
+        ]
         env["PATH"] = os.pathsep.join(entry for entry in path_entries if entry)
         env["PYTHONPATH"] = os.pathsep.join(
             entry for entry in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if entry

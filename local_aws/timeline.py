@@ -110,7 +110,9 @@ def compute_phases(
     if timings is not None and taken is not None:
         copy_start = taken.at - float(timings.get("wait_for_task", 0.0))
         copy_end = copy_start + float(timings.get("model_copy", 0.0))
-        run_start = taken.at + float(timings.get("model_copy_wait", 0.0))
+        # After the task: the copy's rest, then the image pull's and the warm read's.
+        waits = ("model_copy_wait", "image_pull_wait", "warm_wait")
+        run_start = taken.at + sum(float(timings.get(name, 0.0)) for name in waits)
         run_end = run_start + float(timings.get("model_run", 0.0))
         upload_end = run_end + float(timings.get("results_upload", 0.0))
         # A phase the agent never reached has no timing: it stays "not reached".

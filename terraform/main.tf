@@ -46,6 +46,14 @@ locals {
   # "resolve:ssm:<parameter>[:<version>]" -> the parameter name the launcher must be allowed to read.
   ami_ssm_parameter = startswith(var.ami, "resolve:ssm:") ? regex("^resolve:ssm:([^:]+)", var.ami)[0] : null
 
+  # An ECR image -> its repository's ARN, for the instance role's pull permissions; else null.
+  ecr_image = var.container_image == null ? null : try(regex("^([0-9]{12})\\.dkr\\.ecr(?:-fips)?\\.([a-z0-9-]+)\\.amazonaws\\.com(?:\\.cn)?/([a-z0-9._/-]+?)(?::[A-Za-z0-9_.-]+)?(?:@sha256:[0-9a-f]{64})?$", var.container_image), null)
+  # The repository is in this deployment's partition (ECR pulls do not cross partitions).
+  ecr_repository_arn = local.ecr_image == null ? null : format(
+    "arn:%s:ecr:%s:%s:repository/%s",
+    data.aws_partition.current.partition, local.ecr_image[1], local.ecr_image[0], local.ecr_image[2],
+  )
+
   # The agent's configuration (schema: instance_agent/config.py; keys: docs/design.md).
   agent_config = {
     region       = var.region
@@ -63,8 +71,10 @@ locals {
     task_wait_seconds          = var.task_wait_seconds
     run = {
       command         = var.model_command
+      shell_command   = var.model_shell_command
       container_image = var.container_image
     }
+    warm                = { paths = var.warm_paths }
     max_runtime_seconds = var.max_runtime_seconds
     # The run's EMF metrics line goes to the launcher's namespace; the root volume prices run.json.
     metrics         = { namespace = var.name }
@@ -119,6 +129,8 @@ module "instance_role" {
   kms_key_arn      = module.model_bucket.kms_key_arn
   activity_arn     = module.workflow.activity_arn
   log_group_arn    = aws_cloudwatch_log_group.agent.arn
+  # Only when the model's image is in ECR; scoped to its repository.
+  ecr_repository_arn = local.ecr_repository_arn
 
   tags = local.tags
 }
@@ -139,6 +151,9 @@ module "launch_template" {
   region                 = var.region
   log_group_name         = aws_cloudwatch_log_group.agent.name
   instance_tags          = { Project = var.name }
+
+  # The root volume's cold start: off (null) unless the operator pays for a provisioned rate.
+  root_volume_initialization_rate = var.root_volume_initialization_rate
 
   tags = local.tags
 }

@@ -116,6 +116,17 @@ variable "root_volume_size_gib" {
   }
 }
 
+variable "root_volume_initialization_rate" {
+  description = "EBS Provisioned Rate for Volume Initialization of the root volume, MiB/s (100-300): the AMI snapshot's blocks are fetched at this rate from launch rather than lazily at a few MB/s on first read. Billed per GiB of the snapshot initialized, every run (see the README's cost section). Null (default): off."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.root_volume_initialization_rate == null || try(var.root_volume_initialization_rate >= 100 && var.root_volume_initialization_rate <= 300 && floor(var.root_volume_initialization_rate) == var.root_volume_initialization_rate, false)
+    error_message = "root_volume_initialization_rate: must be a whole number of MiB/s from 100 to 300, or null (no provisioned rate)."
+  }
+}
+
 # ---- The run ---------------------------------------------------------------------------------
 
 variable "model_prefix" {
@@ -136,13 +147,35 @@ variable "run_parameters" {
 }
 
 variable "model_command" {
-  description = "Command the agent runs for the model (argv list). With container_image set, the container's command (empty: the image's entry point)."
+  description = "Command the agent runs for the model, as an argument list (no shell: $MODEL_DIR is not expanded). Empty (the default) with model_shell_command null: the published model's own run.sh, or with container_image the image's entry point. See instance_agent/README.md, \"The model\"."
   type        = list(string)
-  default     = ["python3", "/opt/model/score.py"]
+  default     = []
+}
+
+variable "model_shell_command" {
+  description = "Command the agent runs for the model, as one string for /bin/sh -c: $MODEL_DIR, $OUTPUT_DIR, $TASK_INPUT, $RUN_NAME and $MODEL_PYTHON expand. Null: model_command (or the model's run.sh). Set one of the two."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.model_shell_command == null || try(trimspace(var.model_shell_command) != "", false)
+    error_message = "model_shell_command: must not be blank; give a command or null."
+  }
+}
+
+variable "warm_paths" {
+  description = "Root-volume files or directories the agent reads once at boot, in parallel with the model copy, so their blocks are fetched from the AMI's snapshot before the model imports them (e.g. [\"/opt/pytorch\"] on a PyTorch Deep Learning AMI). Its time is the warm phase of run.json."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for p in var.warm_paths : startswith(p, "/")])
+    error_message = "warm_paths: every path must be absolute, e.g. /opt/pytorch."
+  }
 }
 
 variable "container_image" {
-  description = "Container image to run the model in (docker, GPUs attached). Null runs model_command directly on the instance. A private ECR image needs ECR pull permissions added to the instance role."
+  description = "Container image to run the model in (docker, GPUs attached), pulled at boot while the model copies. Null runs the model on the instance. An ECR image (<account>.dkr.ecr.<region>.amazonaws.com/<repository>[:tag]) gets the instance role pull permissions on that repository only."
   type        = string
   default     = null
 

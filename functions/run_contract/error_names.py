@@ -13,6 +13,8 @@ AGENT_ERRORS = (
     "ModelNotFound",
     "ModelChecksumMismatch",
     "ModelCopyFailed",
+    "ImagePullFailed",
+    "ModelEntryPointMissing",
     "ModelCommandFailed",
     "ModelRunTimedOut",
     "ResultsUploadFailed",

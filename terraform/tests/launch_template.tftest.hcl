@@ -103,3 +103,61 @@ run "a_hop_limit_out_of_range_is_refused" {
 
   expect_failures = [var.metadata_options]
 }
+
+run "the_root_volume_is_initialized_lazily_unless_a_rate_is_set" {
+  command = plan
+
+  module {
+    source = "./modules/launch_template"
+  }
+
+  assert {
+    condition     = aws_launch_template.this.block_device_mappings[0].ebs[0].volume_initialization_rate == null
+    error_message = "Without root_volume_initialization_rate the root volume must have no provisioned rate (it is billed)."
+  }
+}
+
+run "a_root_volume_initialization_rate_is_passed_to_the_root_volume" {
+  command = plan
+
+  module {
+    source = "./modules/launch_template"
+  }
+
+  variables {
+    root_volume_initialization_rate = 200
+  }
+
+  assert {
+    condition     = aws_launch_template.this.block_device_mappings[0].ebs[0].volume_initialization_rate == 200
+    error_message = "root_volume_initialization_rate must be the root volume's volume_initialization_rate."
+  }
+}
+
+run "a_root_volume_initialization_rate_above_300_is_refused" {
+  command = plan
+
+  module {
+    source = "./modules/launch_template"
+  }
+
+  variables {
+    root_volume_initialization_rate = 301
+  }
+
+  expect_failures = [var.root_volume_initialization_rate]
+}
+
+run "a_fractional_root_volume_initialization_rate_is_refused" {
+  command = plan
+
+  module {
+    source = "./modules/launch_template"
+  }
+
+  variables {
+    root_volume_initialization_rate = 150.5
+  }
+
+  expect_failures = [var.root_volume_initialization_rate]
+}

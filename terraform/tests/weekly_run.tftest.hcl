@@ -22,8 +22,8 @@ variables {
   schedule_timezone             = "Europe/Paris"
   schedule_enabled              = true
   model_prefix                  = "models/current/"
-  model_command                 = ["python3", "/opt/model/score.py"]
   max_runtime_seconds           = 3600
+  warm_paths                    = ["/opt/pytorch"]
   activity_timeout_seconds      = 7200
   execution_timeout_seconds     = 10800
   max_instance_lifetime_minutes = 200
@@ -178,4 +178,77 @@ run "a_schedule_expression_that_is_not_cron_rate_or_at_is_refused" {
   }
 
   expect_failures = [var.schedule_expression]
+}
+
+run "the_default_model_command_is_the_models_own_run_sh_and_warm_paths_reach_the_agent" {
+  command = plan
+
+  assert {
+    condition     = length(local.agent_config.run.command) == 0 && local.agent_config.run.shell_command == null
+    error_message = "By default the agent must run the published model's run.sh: no command, no shell command."
+  }
+
+  assert {
+    condition     = length(local.agent_config.warm.paths) == 1 && local.agent_config.warm.paths[0] == "/opt/pytorch"
+    error_message = "warm_paths must reach the agent's warm.paths."
+  }
+}
+
+run "a_non_ecr_image_gets_no_ecr_permissions" {
+  command = plan
+
+  variables {
+    container_image = "nvcr.io/nvidia/pytorch:25.01-py3"
+  }
+
+  assert {
+    condition     = local.ecr_repository_arn == null
+    error_message = "An image outside ECR must not give the instance role any ECR permission."
+  }
+}
+
+run "an_ecr_image_gets_pull_permissions_on_its_repository" {
+  command = plan
+
+  variables {
+    container_image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/scorer:1.4@sha256:0000000000000000000000000000000000000000000000000000000000000000"
+  }
+
+  assert {
+    condition     = local.ecr_repository_arn == "arn:aws:ecr:eu-west-1:123456789012:repository/team/scorer"
+    error_message = "The instance role's ECR permissions must be scoped to the image's own repository."
+  }
+}
+
+run "the_root_volume_initialization_rate_reaches_the_launch_template" {
+  command = plan
+
+  variables {
+    root_volume_initialization_rate = 300
+  }
+
+  assert {
+    condition     = module.launch_template.root_volume_initialization_rate == 300
+    error_message = "root_volume_initialization_rate must reach the launch template's root volume."
+  }
+}
+
+run "a_root_volume_initialization_rate_out_of_range_is_refused" {
+  command = plan
+
+  variables {
+    root_volume_initialization_rate = 50
+  }
+
+  expect_failures = [var.root_volume_initialization_rate]
+}
+
+run "a_blank_model_shell_command_is_refused" {
+  command = plan
+
+  variables {
+    model_shell_command = "  "
+  }
+
+  expect_failures = [var.model_shell_command]
 }

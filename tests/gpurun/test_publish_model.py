@@ -18,21 +18,56 @@ def test_publish_model_uploads_the_files_and_the_manifest(aws: None, tmp_path: P
     model = tmp_path / "model"
     model.mkdir()
     (model / "weights.bin").write_bytes(b"w" * 1000)
+    (model / "run.sh").write_text("exec python3 score.py\n")
 
     result = gpurun("publish-model", str(model), "--region", REGION, "--bucket", "models", "--json")
 
     assert result.code == 0, result.err
     *progress, published = [json.loads(line) for line in result.out.splitlines()]
     assert published["event"] == "published"
-    assert published["files"] == 1
+    assert published["files"] == 2
+    total = 1000 + len("exec python3 score.py\n")
     assert [(e["stage"], e["bytes"], e["total_bytes"]) for e in progress] == [
-        ("checksum", 1000, 1000),
-        ("upload", 1000, 1000),
+        ("checksum", total, total),
+        ("upload", total, total),
     ]
     manifest = json.loads(
         s3.get_object(Bucket="models", Key=f"models/current/{MODEL_MANIFEST}")["Body"].read()
     )
-    assert [f["path"] for f in manifest["files"]] == ["weights.bin"]
+    assert [f["path"] for f in manifest["files"]] == ["run.sh", "weights.bin"]
+
+
+def test_publish_model_refuses_a_model_without_its_entry_point_and_uploads_nothing(
+    aws: None, tmp_path: Path
+) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="models", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    model = tmp_path / "model"
+    (model / "sub").mkdir(parents=True)
+    (model / "sub" / "run.sh").write_text("not at the top\n")
+
+    result = gpurun("publish-model", str(model), "--region", REGION, "--bucket", "models")
+
+    assert result.code == 2
+    assert "has no run.sh at its top" in result.err
+    assert "--no-entry-point" in result.err
+    assert s3.list_objects_v2(Bucket="models").get("KeyCount") == 0
+
+
+def test_publish_model_with_no_entry_point_publishes_a_model_a_command_runs(
+    aws: None, tmp_path: Path
+) -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="models", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"w")
+
+    result = gpurun(
+        "publish-model", str(model), "--region", REGION, "--bucket", "models", "--no-entry-point"
+    )
+
+    assert result.code == 0, result.err
 
 
 def test_publish_model_refuses_a_prefix_outside_models(aws: None, tmp_path: Path) -> None:
@@ -65,7 +100,9 @@ def test_publish_model_shows_bytes_and_rate_in_plain_lines_off_a_terminal(
     model.mkdir()
     (model / "weights.bin").write_bytes(b"w" * 3_000_000)
 
-    result = gpurun("publish-model", str(model), "--region", REGION, "--bucket", "models")
+    result = gpurun(
+        "publish-model", str(model), "--region", REGION, "--bucket", "models", "--no-entry-point"
+    )
 
     assert result.code == 0, result.err
     checksum, upload, published = result.out.splitlines()

@@ -71,9 +71,47 @@ def test_a_model_prefix_without_a_trailing_slash_is_refused(base_config: dict[st
         parse_config(base_config)
 
 
-def test_no_command_and_no_image_is_refused(base_config: dict[str, Any]) -> None:
+def test_no_command_and_no_image_means_the_models_own_run_sh(base_config: dict[str, Any]) -> None:
     base_config["run"] = {"command": []}
-    with pytest.raises(ConfigError, match=r"run\.command: must not be empty"):
+
+    run = parse_config(base_config).run
+
+    assert (run.command, run.shell_command, run.container_image) == ([], None, None)
+
+
+def test_a_shell_command_is_one_string(base_config: dict[str, Any]) -> None:
+    base_config["run"] = {"shell_command": 'python3 "$MODEL_DIR/score.py"'}
+
+    assert parse_config(base_config).run.shell_command == 'python3 "$MODEL_DIR/score.py"'
+
+
+def test_a_command_and_a_shell_command_together_are_refused(base_config: dict[str, Any]) -> None:
+    base_config["run"] = {"command": ["python3"], "shell_command": "python3"}
+    with pytest.raises(ConfigError, match=r"run\.command and run\.shell_command: set one"):
+        parse_config(base_config)
+
+
+def test_a_blank_shell_command_is_refused(base_config: dict[str, Any]) -> None:
+    base_config["run"] = {"shell_command": "  "}
+    with pytest.raises(ConfigError, match=r"run\.shell_command: must not be blank"):
+        parse_config(base_config)
+
+
+def test_an_empty_python_candidate_list_is_refused(base_config: dict[str, Any]) -> None:
+    base_config["run"] = {"command": ["x"], "python_candidates": []}
+    with pytest.raises(ConfigError, match=r"run\.python_candidates: give at least one"):
+        parse_config(base_config)
+
+
+def test_warm_paths_must_be_absolute(base_config: dict[str, Any]) -> None:
+    base_config["warm"] = {"paths": ["opt/pytorch"]}
+    with pytest.raises(ConfigError, match=r"warm\.paths\[0\]: 'opt/pytorch' must be an absolute"):
+        parse_config(base_config)
+
+
+def test_a_container_data_root_must_be_a_runtime_directory(base_config: dict[str, Any]) -> None:
+    base_config["container"] = {"data_roots": ["/var/lib"]}
+    with pytest.raises(ConfigError, match=r"container\.data_roots\[0\]: '/var/lib' must be"):
         parse_config(base_config)
 
 

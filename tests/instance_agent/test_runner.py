@@ -151,21 +151,25 @@ def test_a_cancelled_run_is_killed_and_reported_as_task_lost() -> None:
 
 
 def test_a_host_command_gets_the_environment_contract() -> None:
-    command = build_command(RunSettings(command=["python3", "score.py"]), PATHS)
+    run = RunSettings(command=["python3", "score.py"], python_candidates=["python3"])
+    command = build_command(run, PATHS, which=lambda name: f"/usr/bin/{name}")
     assert command.args == ["python3", "score.py"]
     assert command.env == {
         "MODEL_DIR": "/mnt/s/model",
         "OUTPUT_DIR": "/mnt/s/output",
         "TASK_INPUT": "/mnt/s/task.json",
         "RUN_NAME": "run-1",
+        "MODEL_PYTHON": "/usr/bin/python3",
     }
+    assert command.cwd == Path("/mnt/s/model")
 
 
 def test_a_container_gets_gpus_read_only_model_and_the_contract() -> None:
     run = RunSettings(container_image="acme/model:1", command=["score"], docker_args=["--ipc=host"])
     command = build_command(run, PATHS)
     assert command.args == [
-        "docker", "run", "--rm", "--name", "instance-agent-run-1", "--gpus", "all",
+        "docker", "run", "--rm", "--pull=never", "--name", "instance-agent-run-1",
+        "--gpus", "all",
         "-v", "/mnt/s/model:/model:ro",
         "-v", "/mnt/s/output:/output",
         "-v", "/mnt/s/task.json:/task-input.json:ro",

@@ -186,6 +186,9 @@ def test_local_settings_defaults_are_terraforms_variable_defaults() -> None:
         assert getattr(settings, field) == defaults[f'"{field}"'], field
     assert [f'"{t}"' for t in settings.instance_types] == defaults['"instance_types"']
     assert [f'"{t}"' for t in settings.model_command] == defaults['"model_command"']
+    assert [f'"{t}"' for t in settings.warm_paths] == defaults['"warm_paths"']
+    assert settings.model_shell_command is None
+    assert defaults['"model_shell_command"'] is None
 
 
 # ---- against what Terraform evaluates (tests/support/tf_evaluate.py) -------------------------

@@ -164,6 +164,8 @@ def root_variables(settings: Any) -> dict[str, Any]:
         "model_prefix": settings.model_prefix,
         "run_parameters": dict(settings.run_parameters),
         "model_command": list(settings.model_command),
+        "model_shell_command": settings.model_shell_command,
+        "warm_paths": list(settings.warm_paths),
         "container_image": settings.container_image,
         "max_runtime_seconds": settings.max_runtime_seconds,
         "allow_root_volume_fallback": settings.allow_root_volume_fallback,

@@ -179,4 +179,4 @@ def test_terraform_test_fails_when_the_launch_template_stops_terminating_or_allo
     assert not outcome.ok
     assert 'run "an_os_shutdown_terminates_the_instance"... fail' in outcome.text
     assert 'run "imdsv2_is_required_with_a_hop_for_containers"... fail' in outcome.text
-    assert "3 passed, 2 failed" in outcome.text
+    assert "7 passed, 2 failed" in outcome.text

@@ -21,8 +21,8 @@ resource "aws_iam_role" "this" {
   tags = var.tags
 }
 
-# Exactly what the agent does, nothing else: no SSM, no ECR, no EC2 calls (it learns its
-# own instance id from IMDS and ends itself with an OS shutdown).
+# Exactly what the agent does, nothing else: no SSM, no EC2 calls (it learns its own instance
+# id from IMDS and ends itself with an OS shutdown), ECR only for the model's own repository.
 data "aws_iam_policy_document" "this" {
   statement {
     sid       = "ListModelAndAgentPrefixes"
@@ -70,6 +70,28 @@ data "aws_iam_policy_document" "this" {
     sid       = "WriteAgentLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
     resources = ["${var.log_group_arn}:*"]
+  }
+
+  # GetAuthorizationToken has no resource: the token is for the registry; what it can pull is
+  # what the next statement allows.
+  dynamic "statement" {
+    for_each = var.ecr_repository_arn == null ? [] : [var.ecr_repository_arn]
+
+    content {
+      sid       = "GetEcrToken"
+      actions   = ["ecr:GetAuthorizationToken"]
+      resources = ["*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.ecr_repository_arn == null ? [] : [var.ecr_repository_arn]
+
+    content {
+      sid       = "PullModelImage"
+      actions   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
+      resources = [statement.value]
+    }
   }
 
   dynamic "statement" {

@@ -71,3 +71,14 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "ecr_repository_arn" {
+  description = "ARN of the ECR repository of the model's container image, if it is in ECR: the instance may get a registry token and pull from that repository only. Null: no ECR permissions."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.ecr_repository_arn == null || can(regex("^arn:aws[a-z-]*:ecr:[a-z0-9-]+:[0-9]{12}:repository/[a-z0-9._/-]+$", var.ecr_repository_arn))
+    error_message = "ecr_repository_arn: give an ECR repository ARN (arn:aws:ecr:<region>:<account>:repository/<name>), or null."
+  }
+}

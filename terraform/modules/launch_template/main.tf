@@ -68,6 +68,9 @@ resource "aws_launch_template" "this" {
       encrypted             = true
       kms_key_id            = var.ebs_kms_key_arn
       delete_on_termination = true
+      # The root volume is restored from the AMI's snapshot: null leaves its blocks to be fetched
+      # lazily on first read; a rate fetches all of them from launch at that speed.
+      volume_initialization_rate = var.root_volume_initialization_rate
     }
   }
 

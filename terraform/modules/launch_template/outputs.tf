@@ -22,3 +22,8 @@ output "user_data" {
   description = "The rendered cloud-config user data (plain text), for review."
   value       = local.user_data
 }
+
+output "root_volume_initialization_rate" {
+  description = "The root volume's EBS Provisioned Rate for Volume Initialization, MiB/s; null when off."
+  value       = var.root_volume_initialization_rate
+}

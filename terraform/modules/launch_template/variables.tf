@@ -51,6 +51,17 @@ variable "root_volume_size_gib" {
   }
 }
 
+variable "root_volume_initialization_rate" {
+  description = "EBS Provisioned Rate for Volume Initialization of the root volume, MiB/s (100-300): its snapshot's blocks are fetched from S3 at this rate from launch, instead of lazily at a few MB/s on first read. Billed per GiB initialized (see README). Null: the default, lazy initialization."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.root_volume_initialization_rate == null || try(var.root_volume_initialization_rate >= 100 && var.root_volume_initialization_rate <= 300 && floor(var.root_volume_initialization_rate) == var.root_volume_initialization_rate, false)
+    error_message = "root_volume_initialization_rate: must be a whole number of MiB/s from 100 to 300, or null (no provisioned rate)."
+  }
+}
+
 variable "root_device_name" {
   description = "Root device name of the AMI (/dev/sda1 for Ubuntu, /dev/xvda for Amazon Linux)."
   type        = string
