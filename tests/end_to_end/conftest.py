@@ -15,6 +15,7 @@ import dataclasses
 import itertools
 import os
 import shutil
+import signal
 import subprocess
 import tarfile
 import time
@@ -112,6 +113,16 @@ class FinishedRun:
 
     def result(self, relative: str) -> bytes:
         return self.results[self.results_prefix + relative]
+
+
+def assert_agent_exited_after_its_shutdown(finished: FinishedRun) -> None:
+    """The agent asked for the shutdown once, then exited 0, or was killed when the launcher's
+    stop terminated the instance first (a loaded machine; on EC2 too, the termination can
+    overtake the agent's own exit after it reported the run)."""
+    assert finished.shutdown_calls == ["-h now"], finished.agent_log
+    assert finished.agent_exit_code in (0, -signal.SIGKILL), finished.agent_log
+    if finished.agent_exit_code != 0:
+        assert "shutting down the instance" in finished.agent_log
 
 
 def assert_ended_cleanly(finished: FinishedRun, *, status: str, error: str | None) -> None:

@@ -77,6 +77,17 @@ def _wait(predicate: object, timeout: float) -> None:
         time.sleep(0.1)
 
 
+def _waits_for_its_task(sfn: Any, arn: str) -> bool:
+    """RunModel's task scheduled (StartInstance done); fails at once if the run ended first."""
+    described = sfn.describe_execution(executionArn=arn)
+    assert described["status"] == "RUNNING", (
+        f"the run ended before it could be aborted: {described['status']} "
+        f"{described.get('error')}: {described.get('cause')}"
+    )
+    events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    return any(e["type"] == "ActivityScheduled" for e in events)
+
+
 @pytest.mark.slow
 def test_aborted_execution_gets_its_instance_terminated_by_the_rule(
     deployed: tuple[LocalAws, Deployment],
@@ -90,9 +101,10 @@ def test_aborted_execution_gets_its_instance_terminated_by_the_rule(
             stateMachineArn=deployment.state_machine_arn, name="abort-by-hand", input="{}"
         )["executionArn"]
         # No agent polls: the execution waits in RunModel with its instance running.
-        _wait(lambda: _instance_states(aws, arn) == ["running"], 30)
+        _wait(lambda: _instance_states(aws, arn) == ["running"], 120)
+        _wait(lambda: _waits_for_its_task(sfn, arn), 120)
         sfn.stop_execution(executionArn=arn, error="Operator", cause="aborted by hand")
-        _wait(lambda: bool(watcher.deliveries), 30)
+        _wait(lambda: bool(watcher.deliveries), 120)
     finally:
         watcher.stop()
     (delivery,) = watcher.deliveries
