@@ -237,7 +237,10 @@ class FakeImds:
                 self._region,
                 self._account_id,
                 self._tags_enabled(instance),
-                instance_profile_arn=self._instance_profile_arn(instance),
+                # Looked up only when asked: it may cost the emulator a call.
+                instance_profile_arn=(
+                    self._instance_profile_arn(instance) if "/iam/" in path else None
+                ),
             )
         except _NotFoundError:
             return HTTPStatus.NOT_FOUND, ""
