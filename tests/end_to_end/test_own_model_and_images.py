@@ -20,7 +20,7 @@ from local_aws.server import LocalAws
 from run_contract.phases import PHASE_NAMES
 from tests.conftest import MakeRun
 from tests.end_to_end.conftest import RunCase, assert_ended_cleanly, settings
-from tests.gpurun.cli_helpers import Result, gpurun
+from tests.gpurun.cli_helpers import gpurun_on
 from tests.instance_agent import fake_container_tools as tools
 
 pytestmark = pytest.mark.slow
@@ -34,20 +34,6 @@ SHORT: dict[str, Any] = {
     "execution_timeout_seconds": 60,
     "max_runtime_seconds": 20,
 }
-
-
-def cli(run: LocalRun, aws: LocalAws, *argv: str) -> Result:
-    return gpurun(
-        *argv,
-        "--endpoint-url",
-        aws.endpoint_url,
-        "--region",
-        aws.region,
-        "--state-machine-arn",
-        run.deployed.state_machine_arn,
-        "--bucket",
-        run.deployed.bucket_name,
-    )
 
 
 def record(aws: LocalAws, run: LocalRun, name: str) -> dict[str, Any]:
@@ -71,9 +57,9 @@ def test_the_example_model_published_with_gpurun_runs_with_no_model_command(
         config_overrides={"heartbeat_interval_seconds": 1},
     )
 
-    published = cli(run, local_aws, "publish-model", str(EXAMPLE_MODEL), "--json")
+    published = gpurun_on(run, local_aws, "publish-model", str(EXAMPLE_MODEL), "--json")
     assert published.code == 0, published.err
-    result = cli(run, local_aws, "run", "--name", "own-model", "--poll-seconds", "0.5")
+    result = gpurun_on(run, local_aws, "run", "--name", "own-model", "--poll-seconds", "0.5")
 
     assert result.code == 0, result.out + result.err
     assert result.out.splitlines()[-1] == "own-model: SUCCEEDED"
@@ -96,7 +82,7 @@ def test_a_model_without_run_sh_is_refused_at_publish_time(
     model.mkdir()
     (model / "score.py").write_text("print('hi')\n")
 
-    result = cli(run, local_aws, "publish-model", str(model))
+    result = gpurun_on(run, local_aws, "publish-model", str(model))
 
     assert result.code == 2
     assert "has no run.sh at its top" in result.err

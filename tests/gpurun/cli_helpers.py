@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpurun.cli import main
+from local_aws.local_run import LocalRun
+from local_aws.server import LocalAws
 
 
 @dataclass
@@ -28,3 +30,18 @@ def gpurun(*argv: str) -> Result:
     out, err = io.StringIO(), io.StringIO()
     code = main(list(argv), out=out, err=err)
     return Result(code, out.getvalue(), err.getvalue())
+
+
+def gpurun_on(run: LocalRun, aws: LocalAws, *argv: str) -> Result:
+    """``gpurun`` against a stack deployed in the local AWS, its names given as flags."""
+    return gpurun(
+        *argv,
+        "--endpoint-url",
+        aws.endpoint_url,
+        "--region",
+        aws.region,
+        "--state-machine-arn",
+        run.deployed.state_machine_arn,
+        "--bucket",
+        run.deployed.bucket_name,
+    )

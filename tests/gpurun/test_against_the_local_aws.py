@@ -14,7 +14,7 @@ from gpurun import runs
 from local_aws.local_run import LocalRun
 from local_aws.server import LocalAws
 from tests.conftest import MakeRun
-from tests.gpurun.cli_helpers import Result, gpurun
+from tests.gpurun.cli_helpers import gpurun_on
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -50,20 +50,6 @@ def deployed(
     return deploy
 
 
-def cli(run: LocalRun, aws: LocalAws, *argv: str) -> Result:
-    return gpurun(
-        *argv,
-        "--endpoint-url",
-        aws.endpoint_url,
-        "--region",
-        aws.region,
-        "--state-machine-arn",
-        run.deployed.state_machine_arn,
-        "--bucket",
-        run.deployed.bucket_name,
-    )
-
-
 def log_flags(run: LocalRun) -> list[str]:
     settings = run.deployed.settings
     return [
@@ -87,7 +73,7 @@ def test_run_follows_a_local_weekly_run_to_success_and_the_agent_writes_run_json
 ) -> None:
     run = deployed()
 
-    result = cli(
+    result = gpurun_on(
         run, local_aws, "run", "--name", "ops-happy", "--poll-seconds", "0.5", "--timeout", "90"
     )
 
@@ -104,7 +90,7 @@ def test_run_follows_a_local_weekly_run_to_success_and_the_agent_writes_run_json
     assert line["ExecutionName"] == "ops-happy"
     assert line["RunSucceeded"] == 1.0
 
-    rows = cli(run, local_aws, "status", "--json").json()
+    rows = gpurun_on(run, local_aws, "status", "--json").json()
     assert rows[0]["name"] == "ops-happy"
     assert rows[0]["cost_source"] == "run.json"
 
@@ -114,7 +100,7 @@ def test_a_failing_model_gets_a_failed_run_json_from_the_agent(
 ) -> None:
     run = deployed(model_command=["sh", "-c", "exit 3"])
 
-    result = cli(
+    result = gpurun_on(
         run, local_aws, "run", "--name", "ops-fail", "--poll-seconds", "0.5", "--timeout", "90"
     )
 
@@ -131,7 +117,7 @@ def test_a_refused_start_gets_a_minimal_run_json_from_the_launcher(
     # gpurun run refuses this value itself; an execution started another way still gets one.
     run.start_execution("ops-refused", {"max_runtime_seconds": 0})
 
-    result = cli(
+    result = gpurun_on(
         run, local_aws, "follow", "ops-refused", "--poll-seconds", "0.5", "--timeout", "60"
     )
 
@@ -147,7 +133,7 @@ def test_logs_shows_the_agents_real_lines_shipped_as_the_user_datas_cloudwatch_a
     deployed: Callable[..., LocalRun], local_aws: LocalAws
 ) -> None:
     run = deployed()
-    assert cli(run, local_aws, "run", "--name", "ops-logs", "--poll-seconds", "0.5").code == 0
+    assert gpurun_on(run, local_aws, "run", "--name", "ops-logs", "--poll-seconds", "0.5").code == 0
     instance = runs.instance_from_history(
         runs.history_events(
             local_aws.client("stepfunctions"),
@@ -158,7 +144,7 @@ def test_logs_shows_the_agents_real_lines_shipped_as_the_user_datas_cloudwatch_a
     instance_id = instance["instance_id"]
 
     def agent_lines() -> list[dict[str, Any]]:
-        document = cli(run, local_aws, "logs", "ops-logs", *log_flags(run), "--json").json()
+        document = gpurun_on(run, local_aws, "logs", "ops-logs", *log_flags(run), "--json").json()
         return [line for line in document["lines"] if line["source"] == "agent"]
 
     wait_until(
@@ -177,7 +163,7 @@ def test_logs_follow_prints_the_agents_lines_as_the_run_goes_and_ends_after_it(
     run = deployed()
     run.start_execution("ops-follow", {})
 
-    result = cli(
+    result = gpurun_on(
         run,
         local_aws,
         "logs",
