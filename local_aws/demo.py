@@ -305,7 +305,15 @@ def settings_from(args: argparse.Namespace) -> LocalSettings:
         # The launcher's minimum (5 minutes), or longer than the whole execution: the sweeper is
         # the net behind everything else, never the one that ends a healthy run.
         max_instance_lifetime_minutes=max(5, -(-args.execution_timeout // 60) + 1),
+        # --vm: the scorer the guest's image layer holds (a host path means nothing there).
+        model_command=vm_model_command() if args.vm else (),
     )
+
+
+def vm_model_command() -> tuple[str, ...]:
+    from local_aws.vm.seed import VM_MODEL_COMMAND  # lazy: --vm only
+
+    return VM_MODEL_COMMAND
 
 
 def options_from(args: argparse.Namespace) -> InstanceOptions:

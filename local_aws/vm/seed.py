@@ -39,8 +39,11 @@ INSTANCE_STORE_SERIAL_PREFIX = "AWS"
 EBS_SERIAL_PREFIX = "vol"
 DLAMI_MOUNT_POINT = "/opt/dlami/nvme"
 DEMO_SCORER = Path(__file__).resolve().parent.parent / "demo_model" / "score.py"
-# Where the launch template's default model command (python3 /opt/model/score.py) looks.
+# The demo scorer baked into the image layer, as a model's code can be baked into an AMI; the
+# guest runs it with this command (the launch template's default, the model's run.sh, would
+# need the published demo model to carry one).
 MODEL_ON_IMAGE = "/opt/model/score.py"
+VM_MODEL_COMMAND = ("python3", MODEL_ON_IMAGE)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,12 +29,14 @@ from local_aws.vm.artifact import publish_artifact
 from local_aws.vm.console import ConsoleLine
 from local_aws.vm.image import GuestImage
 from local_aws.vm.qemu import QemuMachine, VmBackend, VmOptions
+from local_aws.vm.seed import VM_MODEL_COMMAND
 from local_aws.vm.timeline import TimelineEntry, timeline_table, vm_timeline, write_timeline
 
 REPORTS_DIR = REPO_ROOT / ".vm"
 # Settings every case shares: lifetimes long enough for a TCG boot (minutes), short enough to
 # end a stuck case well inside the suite's budget.
 BASE_SETTINGS: dict[str, Any] = {
+    "model_command": VM_MODEL_COMMAND,
     "max_instance_lifetime_minutes": 60,
     "max_runtime_seconds": 600,
     "execution_timeout_seconds": 1800,
