@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import boto3
+import pytest
 
 from run_contract.s3_layout import MODEL_MANIFEST
 from tests.gpurun.cli_helpers import gpurun
 from tests.gpurun.conftest import REGION
 
 
-def test_publish_model_uploads_the_files_and_the_manifest(aws: None, tmp_path: Path) -> None:
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket="models", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+@pytest.fixture
+def s3(aws: None) -> Any:
+    """moto's S3 with the model bucket ("models") created."""
+    client = boto3.client("s3", region_name=REGION)
+    client.create_bucket(
+        Bucket="models", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    return client
+
+
+def test_publish_model_uploads_the_files_and_the_manifest(s3: Any, tmp_path: Path) -> None:
     model = tmp_path / "model"
     model.mkdir()
     (model / "weights.bin").write_bytes(b"w" * 1000)
@@ -38,10 +48,8 @@ def test_publish_model_uploads_the_files_and_the_manifest(aws: None, tmp_path: P
 
 
 def test_publish_model_refuses_a_model_without_its_entry_point_and_uploads_nothing(
-    aws: None, tmp_path: Path
+    s3: Any, tmp_path: Path
 ) -> None:
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket="models", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     model = tmp_path / "model"
     (model / "sub").mkdir(parents=True)
     (model / "sub" / "run.sh").write_text("not at the top\n")
@@ -55,10 +63,8 @@ def test_publish_model_refuses_a_model_without_its_entry_point_and_uploads_nothi
 
 
 def test_publish_model_with_no_entry_point_publishes_a_model_a_command_runs(
-    aws: None, tmp_path: Path
+    s3: Any, tmp_path: Path
 ) -> None:
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket="models", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     model = tmp_path / "model"
     model.mkdir()
     (model / "weights.bin").write_bytes(b"w")
@@ -70,7 +76,7 @@ def test_publish_model_with_no_entry_point_publishes_a_model_a_command_runs(
     assert result.code == 0, result.err
 
 
-def test_publish_model_refuses_a_prefix_outside_models(aws: None, tmp_path: Path) -> None:
+def test_publish_model_refuses_a_prefix_outside_models(s3: Any, tmp_path: Path) -> None:
     result = gpurun(
         "publish-model", str(tmp_path), "--region", REGION, "--bucket", "b", "--prefix", "runs/x/"
     )
@@ -79,9 +85,7 @@ def test_publish_model_refuses_a_prefix_outside_models(aws: None, tmp_path: Path
     assert "must start with models/" in result.err
 
 
-def test_publish_model_of_a_missing_directory_says_so(aws: None, tmp_path: Path) -> None:
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket="models", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+def test_publish_model_of_a_missing_directory_says_so(s3: Any, tmp_path: Path) -> None:
 
     result = gpurun(
         "publish-model", str(tmp_path / "nope"), "--region", REGION, "--bucket", "models"
@@ -92,10 +96,8 @@ def test_publish_model_of_a_missing_directory_says_so(aws: None, tmp_path: Path)
 
 
 def test_publish_model_shows_bytes_and_rate_in_plain_lines_off_a_terminal(
-    aws: None, tmp_path: Path
+    s3: Any, tmp_path: Path
 ) -> None:
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket="models", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     model = tmp_path / "model"
     model.mkdir()
     (model / "weights.bin").write_bytes(b"w" * 3_000_000)
