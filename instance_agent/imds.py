@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
 
@@ -30,7 +31,28 @@ class InstanceIdentity:
     launched_at: float | None = None
 
 
+# A busy first minute of boot can miss one IMDS call (a real boot under load timed out the
+# token PUT at 2 s, and the run was lost): retry a refused or timed-out call, not an answer.
+ATTEMPTS = 3
+RETRY_PAUSE_SECONDS = 1.0
+
+
 def _request(request: urllib.request.Request, timeout: float) -> str:
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return _request_once(request, timeout)
+        except _Unreachable:
+            if attempt == ATTEMPTS:
+                raise
+            time.sleep(RETRY_PAUSE_SECONDS * attempt)
+    raise AssertionError("unreachable")
+
+
+class _Unreachable(IdentityUnavailable):
+    """No answer (refused, timed out): worth another attempt."""
+
+
+def _request_once(request: urllib.request.Request, timeout: float) -> str:
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             body: bytes = response.read()
@@ -40,8 +62,9 @@ def _request(request: urllib.request.Request, timeout: float) -> str:
             "check the launch template's metadata options (HttpTokens, hop limit)"
         ) from exc
     except (urllib.error.URLError, OSError) as exc:
-        raise IdentityUnavailable(
-            f"IMDS {request.get_method()} {request.full_url} failed within {timeout} s: "
+        raise _Unreachable(
+            f"IMDS {request.get_method()} {request.full_url} failed within {timeout} s "
+            f"({ATTEMPTS} attempts): "
             f"{getattr(exc, 'reason', exc)}; check imds_endpoint and that IMDS is enabled"
         ) from exc
     return body.decode("utf-8").strip()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
+from instance_agent import imds as imds_module
 from instance_agent.imds import IdentityUnavailable, fetch_identity
 
 TOKEN = "token-123"
@@ -82,3 +85,33 @@ def test_an_http_error_names_the_request_and_the_status(imds: str) -> None:
 def test_an_endpoint_that_is_not_http_is_refused() -> None:
     with pytest.raises(IdentityUnavailable, match="imds_endpoint"):
         fetch_identity("file:///etc/passwd", timeout=1)
+
+
+def test_an_imds_call_that_gets_no_answer_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def once(request: Any, timeout: float) -> str:
+        calls.append(request.full_url)
+        if len(calls) == 1:
+            raise imds_module._Unreachable("timed out")
+        return "answer"
+
+    monkeypatch.setattr(imds_module, "_request_once", once)
+    monkeypatch.setattr(imds_module, "RETRY_PAUSE_SECONDS", 0.0)
+
+    assert imds_module._request(urllib.request.Request("http://imds/x"), 1.0) == "answer"
+    assert len(calls) == 2
+
+
+def test_an_imds_http_error_is_not_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def once(request: Any, timeout: float) -> str:
+        calls.append(request.full_url)
+        raise imds_module.IdentityUnavailable("HTTP 401")
+
+    monkeypatch.setattr(imds_module, "_request_once", once)
+
+    with pytest.raises(imds_module.IdentityUnavailable):
+        imds_module._request(urllib.request.Request("http://imds/x"), 1.0)
+    assert len(calls) == 1
