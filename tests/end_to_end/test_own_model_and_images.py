@@ -15,12 +15,11 @@ from typing import Any
 
 import pytest
 
-from local_aws.local_run import LocalRun
 from local_aws.server import LocalAws
 from run_contract.phases import PHASE_NAMES
 from tests.conftest import MakeRun
 from tests.end_to_end.conftest import RunCase, assert_ended_cleanly, settings
-from tests.gpurun.cli_helpers import gpurun_on
+from tests.gpurun.cli_helpers import gpurun_on, run_record
 from tests.instance_agent import fake_container_tools as tools
 
 pytestmark = pytest.mark.slow
@@ -34,14 +33,6 @@ SHORT: dict[str, Any] = {
     "execution_timeout_seconds": 60,
     "max_runtime_seconds": 20,
 }
-
-
-def record(aws: LocalAws, run: LocalRun, name: str) -> dict[str, Any]:
-    body = aws.client("s3").get_object(
-        Bucket=run.deployed.bucket_name, Key=f"runs/{name}/run.json"
-    )["Body"]
-    parsed: dict[str, Any] = json.loads(body.read())
-    return parsed
 
 
 def test_the_example_model_published_with_gpurun_runs_with_no_model_command(
@@ -67,7 +58,7 @@ def test_the_example_model_published_with_gpurun_runs_with_no_model_command(
         Bucket=run.deployed.bucket_name, Key="runs/own-model/predictions.csv"
     )["Body"]
     assert predictions.read().decode().splitlines() == ["row,score", "0,4.75", "1,0.5"]
-    timings = record(local_aws, run, "own-model")["timings"]
+    timings = run_record(run, local_aws, "own-model")["timings"]
     assert timings["model_first_output"] <= timings["model_run"]
     assert set(timings) <= set(PHASE_NAMES)
 

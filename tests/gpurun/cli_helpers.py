@@ -45,3 +45,12 @@ def gpurun_on(run: LocalRun, aws: LocalAws, *argv: str) -> Result:
         "--bucket",
         run.deployed.bucket_name,
     )
+
+
+def run_record(run: LocalRun, aws: LocalAws, name: str) -> dict[str, Any]:
+    """The run.json a run left under runs/<name>/ in the stack's bucket."""
+    body = aws.client("s3").get_object(
+        Bucket=run.deployed.bucket_name, Key=f"runs/{name}/run.json"
+    )["Body"]
+    record: dict[str, Any] = json.loads(body.read())
+    return record

@@ -14,7 +14,7 @@ from gpurun import runs
 from local_aws.local_run import LocalRun
 from local_aws.server import LocalAws
 from tests.conftest import MakeRun
-from tests.gpurun.cli_helpers import gpurun_on
+from tests.gpurun.cli_helpers import gpurun_on, run_record
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -58,14 +58,6 @@ def log_flags(run: LocalRun) -> list[str]:
         "--launcher-log-group",
         settings.launcher_log_group_name,
     ]
-
-
-def run_record(run: LocalRun, aws: LocalAws, name: str) -> dict[str, Any]:
-    body = aws.client("s3").get_object(
-        Bucket=run.deployed.bucket_name, Key=f"runs/{name}/run.json"
-    )["Body"]
-    record: dict[str, Any] = json.loads(body.read())
-    return record
 
 
 def test_run_follows_a_local_weekly_run_to_success_and_the_agent_writes_run_json(
