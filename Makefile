@@ -16,7 +16,7 @@ export PATH := $(PATH):$(CURDIR)/$(VENV)/bin
 # Real-boot cases at once (each a QEMU guest with 2 emulated CPUs, under TCG).
 VM_WORKERS ?= 2
 
-.PHONY: setup test unit lint fmt docs build demo bench bench-cold-start vm-image vm-test clean
+.PHONY: setup test test-loaded unit lint fmt docs build demo bench bench-cold-start vm-image vm-test clean
 
 setup: $(STAMP) $(SCAN_STAMP)
 
@@ -36,6 +36,11 @@ $(SCAN_STAMP): requirements-scan.txt
 ## test: static checks, then the whole test suite (what CI runs)
 test: lint
 	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+
+## test-loaded: `make test` with every core kept busy by a spinning process (LOAD_SPINNERS); results appended to .loaded-runs.log
+LOAD_SPINNERS ?= 2
+test-loaded:
+	$(PYTHON) -m tests.support.loaded_run --spinners $(LOAD_SPINNERS) --log .loaded-runs.log -- $(MAKE) test
 
 ## unit: the fast tests (everything but the end-to-end runs marked slow), no static checks
 unit: $(STAMP)
@@ -91,4 +96,4 @@ bench-cold-start: $(STAMP)
 	$(PY) -m bench.cold_start $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(SCAN_VENV) .cache .bench .demo .vm dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SCAN_VENV) .cache .bench .demo .vm dist .loaded-runs.log .pytest_cache .mypy_cache .ruff_cache
