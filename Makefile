@@ -49,9 +49,9 @@ unit: $(STAMP)
 ## lint: terraform fmt, validate (every module) and test, offline schema check, README tables check, checkov, trivy, ruff, mypy (and mypy for the agent on 3.10)
 lint: $(STAMP) $(SCAN_STAMP)
 	$(VENV)/bin/terraform fmt -check -recursive -diff terraform
-	$(PY) -m tests.support.tf_offline validate
-	$(PY) -m tests.support.tf_offline test
-	$(PY) -m tests.support.tf_schema terraform
+	$(PY) -m terraform_tools.offline validate
+	$(PY) -m terraform_tools.offline test
+	$(PY) -m terraform_tools.schema terraform
 	$(PY) -m tests.support.tf_docs --check terraform
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .

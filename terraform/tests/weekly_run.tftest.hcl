@@ -1,5 +1,5 @@
 # terraform test: the root module planned with the values of terraform.tfvars.example against
-# mocked providers (make lint runs it offline; see tests/support/tf_offline.py).
+# mocked providers (make lint runs it offline; see terraform_tools/offline.py).
 
 mock_provider "aws" {
   # Computed values are generated at plan time too, so assertions see values, not "unknown".

@@ -1,7 +1,7 @@
 """The agent's configuration keys: Terraform's ``local.agent_config`` builds the object, the
 local AWS builds the same object for its instances, the agent's dataclasses read it, and
 docs/design.md shows it. All four must name the same keys; the local AWS's object must be the
-one Terraform itself evaluates into the user data (tests/support/tf_evaluate.py), value for
+one Terraform itself evaluates into the user data (terraform_tools/evaluate.py), value for
 value."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 
 from instance_agent.config import AgentConfig, parse_config
 from local_aws.deployment import LocalSettings, agent_config
-from tests.support import tf_evaluate
+from terraform_tools import evaluate as tf_evaluate
 
 ROOT = Path(__file__).resolve().parents[2]
 MAIN_TF = ROOT / "terraform/main.tf"

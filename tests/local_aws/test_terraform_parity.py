@@ -22,7 +22,7 @@ from local_aws.deployment import (
     launcher_environment,
 )
 from local_aws.terraform_render import render_template_file
-from tests.support import tf_evaluate
+from terraform_tools import evaluate as tf_evaluate
 
 PARITY_TYPES = frozenset(
     {
@@ -191,7 +191,7 @@ def test_local_settings_defaults_are_terraforms_variable_defaults() -> None:
     assert defaults['"model_shell_command"'] is None
 
 
-# ---- against what Terraform evaluates (tests/support/tf_evaluate.py) -------------------------
+# ---- against what Terraform evaluates (terraform_tools/evaluate.py) -------------------------
 
 EVALUATED_SETTINGS = LocalSettings(
     name="parity-check",

@@ -1,7 +1,7 @@
 """`terraform validate` with the offline provider stand-in catches what the HCL checker cannot.
 
 Each defect is planted in a copy of terraform/ and validated there (only the module it is in,
-to keep the run short); the old offline checker (tests/support/tf_schema.py) is run on the same
+to keep the run short); the old offline checker (terraform_tools/schema.py) is run on the same
 copy to show which defects only Terraform itself catches.
 """
 
@@ -15,7 +15,8 @@ from typing import Any
 import hcl2
 import pytest
 
-from tests.support import tf_offline, tf_schema
+from terraform_tools import offline as tf_offline
+from terraform_tools import schema as tf_schema
 
 TERRAFORM_DIR = tf_offline.TERRAFORM_DIR
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from tf.gen import tfplugin_pb2 as pb
 
-from tests.support import tf_offline
-from tests.support.tf_provider import REFUSAL, SCHEMA_CACHE
-from tests.support.tf_provider_schema import _snake, cached_schema_response, package_for
+from terraform_tools import offline as tf_offline
+from terraform_tools.provider import REFUSAL, SCHEMA_CACHE
+from terraform_tools.provider_schema import _snake, cached_schema_response, package_for
 
 LIST = pb.Schema.NestedBlock.NestingMode.LIST
 

@@ -1,4 +1,4 @@
-"""The offline schema check: what `python -m tests.support.tf_schema <dir>` accepts and reports."""
+"""The offline schema check: what `python -m terraform_tools.schema <dir>` accepts and reports."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.support import tf_schema
-from tests.support.tf_schema import (
+from terraform_tools import schema as tf_schema
+from terraform_tools.schema import (
     ProviderPackage,
     ProviderSchema,
     Report,

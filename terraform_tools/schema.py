@@ -7,7 +7,7 @@ property with `optional` and a docs link ending in the Terraform name (`...#role
 blocks as struct-typed properties. On first use the wheel is fetched with `pip download` into
 `.cache/`, and a compact JSON schema is cached there keyed on the versions.
 
-Usage: `python -m tests.support.tf_schema terraform [more paths]`. Exit status 0 when clean,
+Usage: `python -m terraform_tools.schema terraform [more paths]`. Exit status 0 when clean,
 1 with one line per finding (`file:line: block: what is wrong`), 2 when it cannot run.
 """
 
@@ -33,7 +33,7 @@ import hcl2
 from hcl2.rules.base import AttributeRule, BlockRule, BodyRule
 from lark.exceptions import LarkError, UnexpectedInput
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE_DIR = REPO_ROOT / ".cache" / "tf_schema"
 # Bump when the cached JSON layout changes, so stale caches are rebuilt rather than misread.
 CACHE_FORMAT = 1
@@ -225,7 +225,7 @@ def schema_from_assembly(assembly: dict[str, Any], package: ProviderPackage) -> 
                 raise SchemaUnavailableError(
                     f"{package.dist}=={package.dist_version}: property {fqn}.{prop['name']} "
                     "has no registry docs link naming its Terraform attribute; the assembly "
-                    "layout changed, update tests/support/tf_schema.py"
+                    "layout changed, update terraform_tools/schema.py"
                 )
             name = link.group("anchor")
             required = 0 if prop.get("optional") else 1
@@ -251,7 +251,7 @@ def schema_from_assembly(assembly: dict[str, Any], package: ProviderPackage) -> 
             raise SchemaUnavailableError(
                 f"{package.dist}=={package.dist_version}: class {fqn} documents "
                 f"{package.source} {found}, expected {package.version}; fix the pin in "
-                "tests/support/tf_schema.py PROVIDERS"
+                "terraform_tools/schema.py PROVIDERS"
             )
         params = spec.get("initializer", {}).get("parameters", [])
         config = next((p for p in params if p["name"] == "config"), None)
@@ -824,7 +824,7 @@ def _display(path: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.support.tf_schema",
+        prog="python -m terraform_tools.schema",
         description="Check Terraform resource and data blocks against the provider schemas "
         "(offline stand-in for `terraform validate`).",
     )

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from local_aws.user_data import agent_config_from_user_data, decode_user_data
-from tests.support import tf_offline
+from terraform_tools import offline as tf_offline
 
 EVALUATIONS = tf_offline.CACHE / "evaluate"
 # Not variables of the local run: placeholders the plan needs.
@@ -84,7 +84,7 @@ def _test_file(variables: Mapping[str, Any]) -> str:
     # JSON values are HCL expressions too (HCL accepts `"key": value` in object constructors).
     lines = [f"  {name} = {json.dumps(value)}" for name, value in sorted(variables.items())]
     return (
-        "# Written by tests/support/tf_evaluate.py.\n"
+        "# Written by terraform_tools/evaluate.py.\n"
         'mock_provider "aws" {\n  override_during = plan\n  source = "./tests/mocks"\n}\n'
         'mock_provider "archive" {\n  override_during = plan\n  source = "./tests/mocks"\n}\n'
         "variables {\n" + "\n".join(lines) + "\n}\n"

@@ -1,11 +1,11 @@
 """The tfplugin6 schema of a provider, generated from its CDKTF jsii assembly.
 
-The offline provider stand-in (tests/support/tf_provider.py) serves it to Terraform, so that
+The offline provider stand-in (terraform_tools/provider.py) serves it to Terraform, so that
 `terraform validate` and `terraform test` check terraform/ against the real hashicorp/aws 6.25.0
 and hashicorp/archive 2.7.1 schemas: every argument and block with its nesting, its value type,
 required or optional, and the computed attributes a reference may read.
 
-The assembly is the one tests/support/tf_schema.py already reads (same pinned wheels, same
+The assembly is the one terraform_tools/schema.py already reads (same pinned wheels, same
 docs-link naming of each Terraform attribute). What it does not record, and how we serve it:
 
 - optional+computed is indistinguishable from optional: a resource's optional arguments are
@@ -33,7 +33,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tests.support.tf_schema import (
+from terraform_tools.schema import (
     DEFAULT_CACHE_DIR,
     PROVIDERS,
     ProviderPackage,
@@ -93,7 +93,7 @@ class _Builder:
             if link is None:
                 raise SchemaUnavailableError(
                     f"{self.package.dist}: {fqn}.{prop['name']} has no docs link naming its "
-                    "Terraform attribute; update tests/support/tf_provider_schema.py"
+                    "Terraform attribute; update terraform_tools/provider_schema.py"
                 )
             name = link.group("anchor")
             configured.add(prop["name"])

