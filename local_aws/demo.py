@@ -420,7 +420,8 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
                 "deploy",
                 run.deploy_started_at,
                 run.deploy_ended_at,
-                f"local AWS at {aws.endpoint_url}; model published to "
+                f"local AWS at {aws.endpoint_url}, with the values Terraform plans for "
+                f"terraform/; model published to "
                 f"s3://{deployed.bucket_name}/{run.settings.model_prefix}",
             )
         )

@@ -1,16 +1,17 @@
-"""Deploy into the local AWS what terraform/ declares, step by step, from the same templates.
+"""Deploy into the local AWS what terraform/ declares, step by step, with Terraform's values.
 
 ``TERRAFORM_COUNTERPARTS`` maps every Terraform address of the resource types the local run
 needs to the deploy step that creates its local counterpart;
-tests/local_aws/test_terraform_parity.py checks it against terraform/ both ways, and checks that
-the template variables and the launcher's environment passed here are the ones the HCL passes.
-Values that must differ on a laptop (short timeouts, a fixed AMI id) come only from
-``LocalSettings``, whose defaults are Terraform's.
+tests/local_aws/test_terraform_parity.py checks it against terraform/ both ways. The values
+those resources carry (the user data with the agent configuration, the launcher's environment,
+the state machine definition, the event patterns, input transformers and schedules) are the
+ones Terraform plans for the same settings (local_aws/terraform_values.py), with the local
+AWS's identifiers. Values that must differ on a laptop (short timeouts, a fixed AMI id) come
+only from ``LocalSettings``, whose defaults are Terraform's.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import dataclasses
 import io
@@ -20,15 +21,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from local_aws import terraform_values
 from local_aws.server import LocalAws
-from local_aws.terraform_render import render_template_file
-from run_contract.limits import heartbeat_interval_seconds
-from run_contract.statuses import FAILED_STATUSES
+from local_aws.terraform_values import TerraformValues
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TERRAFORM_DIR = REPO_ROOT / "terraform"
-USER_DATA_TEMPLATE = TERRAFORM_DIR / "modules" / "launch_template" / "user_data.yaml.tftpl"
-ASL_TEMPLATE = TERRAFORM_DIR / "modules" / "workflow" / "weekly_run.asl.json.tftpl"
 FUNCTIONS_DIR = REPO_ROOT / "functions"
 LAUNCHER_HANDLER = "launcher.app.handler"
 
@@ -108,6 +106,8 @@ class Deployment:
     """What was deployed: the identifiers the demo, the supervisor and the nets need."""
 
     settings: LocalSettings
+    # terraform/'s plan for these settings: every value below that is not an id comes from it.
+    terraform: TerraformValues | None = None
     bucket_name: str = ""
     activity_arn: str = ""
     instance_profile_arn: str = ""
@@ -124,117 +124,18 @@ class Deployment:
     instance_lost_rule_name: str = ""
     weekly_schedule_name: str = ""
     sweeper_schedule_name: str = ""
+    # The agent artifact's version in the user data (Terraform's is the S3 object's version).
+    agent_artifact_version: str = "local"
 
+    @property
+    def bucket_arn(self) -> str:
+        return f"arn:aws:s3:::{self.bucket_name}" if self.bucket_name else ""
 
-# -- template variables and environment, exactly as the HCL passes them ----------------------
-
-
-def agent_config(settings: LocalSettings, *, activity_arn: str, bucket: str) -> dict[str, Any]:
-    """terraform/main.tf's ``local.agent_config``."""
-    return {
-        "region": settings.region,
-        "activity_arn": activity_arn,
-        "model": {"bucket": bucket, "prefix": settings.model_prefix},
-        "storage": {
-            "mount_point": "/mnt/model-store",
-            "allow_root_volume_fallback": settings.allow_root_volume_fallback,
-        },
-        "heartbeat_interval_seconds": heartbeat_interval_seconds(
-            settings.heartbeat_timeout_seconds
-        ),
-        "task_wait_seconds": settings.task_wait_seconds,
-        "run": {
-            "command": list(settings.model_command),
-            "shell_command": settings.model_shell_command,
-            "container_image": settings.container_image,
-        },
-        "warm": {"paths": list(settings.warm_paths)},
-        "max_runtime_seconds": settings.max_runtime_seconds,
-        "metrics": {"namespace": settings.name},
-        "root_volume_gib": settings.root_volume_size_gib,
-    }
-
-
-def user_data_variables(settings: LocalSettings, deployment: Deployment) -> dict[str, Any]:
-    """modules/launch_template's templatefile() variables."""
-    return {
-        "max_lifetime_minutes": settings.max_instance_lifetime_minutes,
-        "agent_config_json": json.dumps(
-            agent_config(
-                settings, activity_arn=deployment.activity_arn, bucket=deployment.bucket_name
-            ),
-            separators=(",", ":"),
-        ),
-        # local_aws.vm.artifact.ARTIFACT_KEY: where a VM's bootstrap finds the published agent.
-        "agent_artifact_s3_uri": f"s3://{deployment.bucket_name}/agent/instance-agent.tar.gz",
-        "agent_artifact_version": "local",
-        "region": settings.region,
-        "log_group_name": settings.agent_log_group_name,
-    }
-
-
-def asl_variables(settings: LocalSettings, deployment: Deployment) -> dict[str, Any]:
-    """modules/workflow's templatefile() variables (docs/design.md lists exactly these)."""
-    return {
-        "launcher_function_arn": deployment.launcher_function_arn,
-        "activity_arn": deployment.activity_arn,
-        "model_bucket": deployment.bucket_name,
-        "run_defaults": {
-            "instance_types": list(settings.instance_types),
-            "subnet_ids": list(deployment.subnet_ids),
-            "model_prefix": settings.model_prefix,
-            "max_runtime_seconds": settings.max_runtime_seconds,
-            "parameters": dict(settings.run_parameters),
-        },
-        "heartbeat_timeout_seconds": settings.heartbeat_timeout_seconds,
-        "activity_timeout_seconds": settings.activity_timeout_seconds,
-        "execution_timeout_seconds": settings.execution_timeout_seconds,
-    }
-
-
-def launcher_environment(settings: LocalSettings, deployment: Deployment) -> dict[str, str]:
-    """modules/launcher_function's ``environment.variables``."""
-    return {
-        "LAUNCH_TEMPLATE_ID": deployment.launch_template_id,
-        "LAUNCH_TEMPLATE_VERSION": deployment.launch_template_version,
-        "PROJECT_NAME": settings.name,
-        # Terraform builds it from the name too (the state machine is created after the function).
-        "STATE_MACHINE_ARN": deployment.activity_arn.rsplit(":activity:", 1)[0]
-        + f":stateMachine:{settings.state_machine_name}",
-        "ACTIVITY_ARN": deployment.activity_arn,
-        "MAX_INSTANCE_LIFETIME_SECONDS": str(settings.max_instance_lifetime_minutes * 60),
-        "POWERTOOLS_SERVICE_NAME": "launcher",
-        "POWERTOOLS_METRICS_NAMESPACE": settings.name,
-    }
-
-
-def execution_rule_pattern(state_machine_arn: str) -> dict[str, Any]:
-    """modules/safety_nets' ``event_pattern``."""
-    return {
-        "source": ["aws.states"],
-        "detail-type": ["Step Functions Execution Status Change"],
-        "detail": {
-            "status": list(FAILED_STATUSES),
-            "stateMachineArn": [state_machine_arn],
-        },
-    }
-
-
-# modules/safety_nets' instance_lost rule: every instance of the account; the launcher filters.
-INSTANCE_LOST_PATTERN: dict[str, Any] = {
-    "source": ["aws.ec2"],
-    "detail-type": ["EC2 Instance State-change Notification"],
-    "detail": {"state": ["shutting-down", "terminated"]},
-}
-INSTANCE_LOST_INPUT_TRANSFORMER: dict[str, Any] = {
-    "InputPathsMap": {"instance_id": "$.detail.instance-id", "state": "$.detail.state"},
-    "InputTemplate": '{"action":"instance_lost","instance_id":<instance_id>,"state":<state>}',
-}
-
-CLEANUP_INPUT_TRANSFORMER: dict[str, Any] = {
-    "InputPathsMap": {"execution_arn": "$.detail.executionArn", "status": "$.detail.status"},
-    "InputTemplate": '{"action":"cleanup","execution_arn":<execution_arn>,"status":<status>}',
-}
+    @property
+    def values(self) -> TerraformValues:
+        if self.terraform is None:
+            raise RuntimeError("Deployment.terraform: run deploy_terraform_plan first")
+        return self.terraform
 
 
 # -- the deploy steps ------------------------------------------------------------------------
@@ -249,6 +150,12 @@ def _trust(service: str) -> str:
             ],
         }
     )
+
+
+def deploy_terraform_plan(aws: LocalAws, d: Deployment) -> None:
+    """terraform/'s plan for the settings, in the local AWS's region and account (cached)."""
+    account = aws.client("sts").get_caller_identity()["Account"]
+    d.terraform = terraform_values.plan(d.settings, account_id=account)
 
 
 def deploy_model_bucket(aws: LocalAws, d: Deployment) -> None:
@@ -313,8 +220,7 @@ def deploy_launch_template(aws: LocalAws, d: Deployment) -> None:
     group_id = ec2.create_security_group(
         GroupName=f"{settings.name}-instances", Description="no ingress", VpcId=d.vpc_id
     )["GroupId"]
-    rendered = render_template_file(USER_DATA_TEMPLATE, user_data_variables(settings, d))
-    d.user_data = base64.b64encode(rendered.encode("utf-8")).decode("ascii")
+    d.user_data = d.values.local_user_data(d)
     template = ec2.create_launch_template(
         LaunchTemplateName=settings.name,
         LaunchTemplateData={
@@ -372,14 +278,14 @@ def deploy_launcher_function(aws: LocalAws, d: Deployment) -> None:
         Code={"ZipFile": functions_zip()},
         Timeout=60,
         MemorySize=256,
-        Environment={"Variables": {**launcher_environment(d.settings, d), **connection}},
+        Environment={"Variables": {**d.values.local_launcher_environment(d), **connection}},
     )
     d.launcher_function_name = name
     d.launcher_function_arn = function["FunctionArn"]
 
 
 def deploy_state_machine(aws: LocalAws, d: Deployment) -> None:
-    definition = render_template_file(ASL_TEMPLATE, asl_variables(d.settings, d))
+    definition = d.values.local_state_machine_definition(d)
     role = aws.client("iam").create_role(
         RoleName=f"{d.settings.state_machine_name}-states",
         AssumeRolePolicyDocument=_trust("states.amazonaws.com"),
@@ -387,6 +293,13 @@ def deploy_state_machine(aws: LocalAws, d: Deployment) -> None:
     d.state_machine_arn = aws.client("stepfunctions").create_state_machine(
         name=d.settings.state_machine_name, definition=definition, roleArn=role, type="STANDARD"
     )["stateMachineArn"]
+    # Terraform gives the launcher the ARN it builds from the name before the machine exists.
+    expected = d.values.local_launcher_environment(d)["STATE_MACHINE_ARN"]
+    if d.state_machine_arn != expected:
+        raise RuntimeError(
+            f"the local state machine is {d.state_machine_arn}, but Terraform's launcher "
+            f"environment names {expected}: the local AWS's account or region differs"
+        )
 
 
 def deploy_execution_rule(aws: LocalAws, d: Deployment) -> None:
@@ -394,7 +307,7 @@ def deploy_execution_rule(aws: LocalAws, d: Deployment) -> None:
     d.execution_rule_name = f"{d.settings.name}-execution-ended"
     events.put_rule(
         Name=d.execution_rule_name,
-        EventPattern=json.dumps(execution_rule_pattern(d.state_machine_arn)),
+        EventPattern=d.values.local_event_pattern(terraform_values.EXECUTION_RULE, d),
         State="ENABLED",
     )
     events.put_targets(
@@ -403,7 +316,7 @@ def deploy_execution_rule(aws: LocalAws, d: Deployment) -> None:
             {
                 "Id": "launcher-cleanup",
                 "Arn": d.launcher_function_arn,
-                "InputTransformer": CLEANUP_INPUT_TRANSFORMER,
+                "InputTransformer": d.values.input_transformer(terraform_values.EXECUTION_TARGET),
             }
         ],
     )
@@ -421,7 +334,7 @@ def deploy_instance_lost_rule(aws: LocalAws, d: Deployment) -> None:
     d.instance_lost_rule_name = f"{d.settings.name}-instance-lost"
     events.put_rule(
         Name=d.instance_lost_rule_name,
-        EventPattern=json.dumps(INSTANCE_LOST_PATTERN),
+        EventPattern=d.values.local_event_pattern(terraform_values.INSTANCE_LOST_RULE, d),
         State="ENABLED",
     )
     events.put_targets(
@@ -430,7 +343,9 @@ def deploy_instance_lost_rule(aws: LocalAws, d: Deployment) -> None:
             {
                 "Id": "launcher-instance-lost",
                 "Arn": d.launcher_function_arn,
-                "InputTransformer": INSTANCE_LOST_INPUT_TRANSFORMER,
+                "InputTransformer": d.values.input_transformer(
+                    terraform_values.INSTANCE_LOST_TARGET
+                ),
             }
         ],
     )
@@ -438,29 +353,33 @@ def deploy_instance_lost_rule(aws: LocalAws, d: Deployment) -> None:
 
 def deploy_weekly_schedule(aws: LocalAws, d: Deployment) -> None:
     d.weekly_schedule_name = f"{d.settings.state_machine_name}-weekly"
+    schedule = d.values.schedule(terraform_values.WEEKLY_SCHEDULE)
     aws.client("scheduler").create_schedule(
         Name=d.weekly_schedule_name,
-        ScheduleExpression=d.settings.schedule_expression,
-        ScheduleExpressionTimezone=d.settings.schedule_timezone,
+        ScheduleExpression=schedule["expression"],
+        ScheduleExpressionTimezone=schedule["timezone"],
+        State=schedule["state"],
         FlexibleTimeWindow={"Mode": "OFF"},
         Target={
             "Arn": d.state_machine_arn,
             "RoleArn": _scheduler_role(aws, f"{d.settings.state_machine_name}-scheduler"),
-            "Input": "{}",
+            "Input": schedule["input"],
         },
     )
 
 
 def deploy_sweeper_schedule(aws: LocalAws, d: Deployment) -> None:
     d.sweeper_schedule_name = f"{d.settings.name}-sweeper"
+    schedule = d.values.schedule(terraform_values.SWEEPER_SCHEDULE)
     aws.client("scheduler").create_schedule(
         Name=d.sweeper_schedule_name,
-        ScheduleExpression=d.settings.sweeper_schedule_expression,
+        ScheduleExpression=schedule["expression"],
+        State=schedule["state"],
         FlexibleTimeWindow={"Mode": "OFF"},
         Target={
             "Arn": d.launcher_function_arn,
             "RoleArn": _scheduler_role(aws, f"{d.settings.name}-sweeper"),
-            "Input": json.dumps({"action": "sweep"}),
+            "Input": schedule["input"],
         },
     )
 
@@ -470,6 +389,7 @@ DeployStep = Callable[[LocalAws, Deployment], None]
 # In dependency order. Each step creates the local counterpart of the Terraform addresses
 # mapped to it in TERRAFORM_COUNTERPARTS.
 DEPLOY_STEPS: tuple[DeployStep, ...] = (
+    deploy_terraform_plan,
     deploy_model_bucket,
     deploy_agent_log_group,
     deploy_launcher_log_group,
@@ -499,12 +419,6 @@ TERRAFORM_COUNTERPARTS: dict[str, DeployStep] = {
     "module.safety_nets.aws_cloudwatch_event_rule.instance_lost": deploy_instance_lost_rule,
     "module.workflow.aws_scheduler_schedule.this": deploy_weekly_schedule,
     "module.safety_nets.aws_scheduler_schedule.sweeper": deploy_sweeper_schedule,
-}
-
-# The templatefile() calls of terraform/ and the local functions that build their variables.
-TEMPLATE_VARIABLES: dict[str, Callable[[LocalSettings, Deployment], Mapping[str, Any]]] = {
-    "user_data.yaml.tftpl": user_data_variables,
-    "weekly_run.asl.json.tftpl": asl_variables,
 }
 
 

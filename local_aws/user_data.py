@@ -44,6 +44,15 @@ def _write_files(text: str) -> list[Any]:
     return files
 
 
+def encoded_files(text: str) -> list[str]:
+    """The base64 `content` of every `write_files` entry encoded b64, as written in the text."""
+    return [
+        str(entry["content"])
+        for entry in _write_files(text)
+        if isinstance(entry, dict) and entry.get("encoding") in ("b64", "base64")
+    ]
+
+
 def written_file(text: str, path: str) -> str:
     """The content ``write_files`` writes to ``path`` (decoded from b64 if so encoded)."""
     for entry in _write_files(text):

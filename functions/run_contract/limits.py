@@ -9,18 +9,13 @@ from __future__ import annotations
 # max_runtime_seconds: at least a second, at most a week (a run of a weekly schedule).
 MAX_RUNTIME_SECONDS = (1, 7 * 24 * 3600)
 # heartbeat_timeout_seconds (RunModel's HeartbeatSeconds): the agent beats every quarter of it
-# but never more often than HEARTBEAT_INTERVAL_FLOOR_SECONDS, so below 20 s a timeout would
-# leave room for fewer than four beats (and below 5 s for none).
+# but never more often than HEARTBEAT_INTERVAL_FLOOR_SECONDS (terraform/main.tf's formula), so
+# below 20 s a timeout would leave room for fewer than four beats (and below 5 s for none).
 HEARTBEAT_TIMEOUT_SECONDS_MIN = 20
 HEARTBEAT_INTERVAL_FLOOR_SECONDS = 5
 # execution_timeout_seconds (the state machine's TimeoutSeconds): Step Functions allows up to a
 # year; five minutes leaves room for a boot and a copy.
 EXECUTION_TIMEOUT_SECONDS = (300, 365 * 24 * 3600)
-
-
-def heartbeat_interval_seconds(heartbeat_timeout_seconds: int) -> int:
-    """The agent's beat for a task heartbeat timeout (terraform/main.tf computes the same)."""
-    return max(HEARTBEAT_INTERVAL_FLOOR_SECONDS, heartbeat_timeout_seconds // 4)
 
 
 def check_between(name: str, value: int, bounds: tuple[int, int]) -> None:

@@ -1,14 +1,13 @@
 """The agent's configuration keys: Terraform's ``local.agent_config`` builds the object, the
-local AWS builds the same object for its instances, the agent's dataclasses read it, and
-docs/design.md shows it. All four must name the same keys; the local AWS's object must be the
-one Terraform itself evaluates into the user data (terraform_tools/evaluate.py), value for
-value."""
+local AWS hands the one Terraform evaluates into the user data to its instances
+(local_aws/terraform_values.py), the agent's dataclasses read it, and docs/design.md shows it.
+All of them must name the same keys; the local AWS's object is Terraform's, value for value,
+with the local AWS's identifiers."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import re
 import shutil
 from pathlib import Path
@@ -18,8 +17,9 @@ import hcl2
 import pytest
 
 from instance_agent.config import AgentConfig, parse_config
-from local_aws.deployment import LocalSettings, agent_config
-from terraform_tools import evaluate as tf_evaluate
+from local_aws import terraform_values
+from local_aws.deployment import Deployment, LocalSettings
+from local_aws.user_data import agent_config_from_user_data
 
 ROOT = Path(__file__).resolve().parents[2]
 MAIN_TF = ROOT / "terraform/main.tf"
@@ -71,10 +71,27 @@ def design_agent_config() -> dict[str, Any]:
     return parsed
 
 
-def local_agent_config() -> dict[str, Any]:
-    return agent_config(
-        LocalSettings(), activity_arn="arn:aws:states:eu-west-1:1:activity:a", bucket="b"
+ACCOUNT = "123456789012"
+
+
+def local_deployment(settings: LocalSettings) -> Deployment:
+    """The identifiers a local deploy would have created."""
+    return Deployment(
+        settings=settings,
+        activity_arn=f"arn:aws:states:{settings.region}:{ACCOUNT}:activity:local-activity",
+        bucket_name="local-bucket",
     )
+
+
+def local_agent_config(
+    settings: LocalSettings | None = None, root: Path | None = None, cache: Path | None = None
+) -> dict[str, Any]:
+    """The agent configuration the local AWS's instances get (from their user data)."""
+    settings = settings or LocalSettings()
+    values = terraform_values.plan(
+        settings, account_id=ACCOUNT, root=root or terraform_values.TERRAFORM_DIR, cache_dir=cache
+    )
+    return agent_config_from_user_data(values.local_user_data(local_deployment(settings)))
 
 
 SETTINGS = {
@@ -94,23 +111,30 @@ SETTINGS = {
 }
 
 
-def evaluated_agent_config(root: Path, settings: LocalSettings, cache: Path) -> dict[str, Any]:
-    variables = tf_evaluate.root_variables(settings)
-    return tf_evaluate.evaluate(variables, root=root, cache=cache).agent_config()
-
-
 @pytest.mark.parametrize("settings", SETTINGS.values(), ids=SETTINGS.keys())
-def test_the_local_aws_builds_the_agent_config_terraform_evaluates(settings: LocalSettings) -> None:
-    terraform = evaluated_agent_config(ROOT / "terraform", settings, tf_evaluate.EVALUATIONS)
-    # The ids are the mocks' (terraform/tests/mocks); every other value is Terraform's.
-    local = agent_config(
-        settings, activity_arn=terraform["activity_arn"], bucket=terraform["model"]["bucket"]
-    )
+def test_the_local_aws_hands_its_instances_terraforms_agent_config(
+    settings: LocalSettings,
+) -> None:
+    planned = terraform_values.plan(settings, account_id=ACCOUNT).agent_config()
+    local = local_agent_config(settings)
+    deployment = local_deployment(settings)
 
-    assert local == terraform
+    # Only the identifiers differ: the placeholders Terraform planned with become the local ones.
+    assert local["activity_arn"] == deployment.activity_arn
+    assert local["model"]["bucket"] == deployment.bucket_name
+    assert {**local, "activity_arn": "", "model": {**local["model"], "bucket": ""}} == {
+        **planned,
+        "activity_arn": "",
+        "model": {**planned["model"], "bucket": ""},
+    }
+    assert "placeholder" not in json.dumps(local)
+    assert local["region"] == settings.region
+    assert local["max_runtime_seconds"] == settings.max_runtime_seconds
 
 
-def test_a_key_added_to_terraforms_agent_config_is_caught(tmp_path: Path) -> None:
+def test_a_key_added_to_terraforms_agent_config_reaches_the_local_instances(
+    tmp_path: Path,
+) -> None:
     tree = tmp_path / "terraform"
     shutil.copytree(ROOT / "terraform", tree, ignore=shutil.ignore_patterns(".terraform*"))
     main_tf = tree / "main.tf"
@@ -121,9 +145,10 @@ def test_a_key_added_to_terraforms_agent_config_is_caught(tmp_path: Path) -> Non
         )
     )
 
-    terraform = evaluated_agent_config(tree, LocalSettings(), tmp_path / "evaluations")
+    local = local_agent_config(root=tree, cache=tmp_path / "evaluations")
 
-    assert key_paths(terraform) - key_paths(local_agent_config()) == {"added_key"}
+    assert key_paths(local) - key_paths(local_agent_config()) == {"added_key"}
+    assert local["added_key"] == 1
 
 
 def test_the_agent_reads_every_key_terraform_sets() -> None:
@@ -141,22 +166,6 @@ def test_the_agent_accepts_the_object_the_local_aws_builds() -> None:
 
 def test_the_agent_accepts_the_design_example() -> None:
     parse_config(design_agent_config())
-
-
-def test_the_heartbeat_interval_is_the_same_fraction_of_the_timeout_on_both_sides() -> None:
-    expression = terraform_agent_config()["heartbeat_interval_seconds"]
-    match = re.fullmatch(
-        r"\$\{max\((\d+), floor\(var\.heartbeat_timeout_seconds / (\d+)\)\)\}", expression
-    )
-    assert match, f"unexpected heartbeat formula in terraform/main.tf: {expression}"
-    floor_seconds, divisor = int(match.group(1)), int(match.group(2))
-    for timeout in (10, 19, 20, 21, 59, 60, 240, 301, 3600):
-        local = agent_config(
-            LocalSettings(heartbeat_timeout_seconds=timeout), activity_arn="a", bucket="b"
-        )
-        assert local["heartbeat_interval_seconds"] == max(
-            floor_seconds, math.floor(timeout / divisor)
-        )
 
 
 # ---- the checks can fail -----------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The timing bounds of run_contract.limits are the ones Terraform's root variables validate,
-and the beat the local AWS configures is terraform/main.tf's formula."""
+and the beat Terraform configures leaves room for four beats in a heartbeat timeout."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from typing import Any
 import hcl2
 import pytest
 
-from local_aws.deployment import LocalSettings, agent_config
+from local_aws import terraform_values
+from local_aws.deployment import LocalSettings
 from run_contract.limits import (
     EXECUTION_TIMEOUT_SECONDS,
     HEARTBEAT_INTERVAL_FLOOR_SECONDS,
     HEARTBEAT_TIMEOUT_SECONDS_MIN,
     MAX_RUNTIME_SECONDS,
-    heartbeat_interval_seconds,
 )
 
 ROOT = Path(__file__).resolve().parents[2] / "terraform"
@@ -59,9 +59,12 @@ def test_the_agents_beat_is_terraforms_formula() -> None:
         f"heartbeat_interval_seconds = max({HEARTBEAT_INTERVAL_FLOOR_SECONDS}, "
         "floor(var.heartbeat_timeout_seconds / 4))"
     ) in main
-    for timeout in (HEARTBEAT_TIMEOUT_SECONDS_MIN, 21, 240, 3601):
-        config = agent_config(
-            LocalSettings(heartbeat_timeout_seconds=timeout), activity_arn="a", bucket="b"
-        )
-        assert config["heartbeat_interval_seconds"] == max(5, timeout // 4)
-        assert heartbeat_interval_seconds(timeout) * 4 <= timeout  # four beats fit a timeout
+    # 10 s: below Terraform's bound, as a local run may set it (LOCAL_RELAXATIONS).
+    timeouts = (10, HEARTBEAT_TIMEOUT_SECONDS_MIN, 21, 240, 3601)
+    planned = terraform_values.plan_many(
+        [LocalSettings(heartbeat_timeout_seconds=t) for t in timeouts], account_id="123456789012"
+    )
+    for timeout, values in zip(timeouts, planned, strict=True):
+        beat = values.agent_config()["heartbeat_interval_seconds"]
+        assert beat == max(HEARTBEAT_INTERVAL_FLOOR_SECONDS, timeout // 4)
+        assert beat * 4 <= max(timeout, 4 * HEARTBEAT_INTERVAL_FLOOR_SECONDS)  # four beats fit

@@ -7,7 +7,6 @@ stack for the CLI's read-only commands.
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,15 +17,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local_aws.deployment import (
-    USER_DATA_TEMPLATE,
-    Deployment,
-    LocalSettings,
-    user_data_variables,
-)
+from local_aws import terraform_values
+from local_aws.deployment import Deployment, LocalSettings
 from local_aws.moto_workarounds import MOTO_CONFIG, apply_moto_workarounds
 from local_aws.server import LocalAws
-from local_aws.terraform_render import render_template_file
 from tests.support.workflow import wait_for_end
 
 if TYPE_CHECKING:
@@ -116,10 +110,11 @@ def rendered_user_data(bucket: str) -> str:
     """The user data as Terraform renders it for this stack (base64, as EC2 stores it)."""
     settings = LocalSettings(name=PROJECT, region=REGION)
     deployment = Deployment(
-        settings, bucket_name=bucket, activity_arn=f"arn:aws:states:{REGION}:123:activity:a"
+        settings,
+        bucket_name=bucket,
+        activity_arn=f"arn:aws:states:{REGION}:123456789012:activity:a",
     )
-    text = render_template_file(USER_DATA_TEMPLATE, user_data_variables(settings, deployment))
-    return base64.b64encode(text.encode()).decode()
+    return terraform_values.plan(settings, account_id="123456789012").local_user_data(deployment)
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from local_aws.deployment import CLEANUP_INPUT_TRANSFORMER, Deployment, LocalSettings, deploy
+from local_aws import terraform_values
+from local_aws.deployment import Deployment, LocalSettings, deploy
 from local_aws.safety_nets import (
     ExecutionStatusWatcher,
     ScheduleTicker,
@@ -24,14 +25,6 @@ EVENT: dict[str, Any] = {
     "detail-type": "Step Functions Execution Status Change",
     "detail": {"executionArn": "arn:x:execution:sm:run-1", "status": "ABORTED"},
 }
-
-
-def test_cleanup_transformer_yields_the_launchers_cleanup_event() -> None:
-    assert transform_input(CLEANUP_INPUT_TRANSFORMER, EVENT) == {
-        "action": "cleanup",
-        "execution_arn": "arn:x:execution:sm:run-1",
-        "status": "ABORTED",
-    }
 
 
 def test_placeholder_inside_a_string_inserts_the_text() -> None:
@@ -61,6 +54,18 @@ def test_cron_expression_is_refused_naming_what_is_supported() -> None:
 def deployed(local_aws_server_for_module: LocalAws) -> Iterator[tuple[LocalAws, Deployment]]:
     yield local_aws_server_for_module, deploy(local_aws_server_for_module, LocalSettings())
     local_aws_server_for_module.reset()
+
+
+def test_terraforms_cleanup_transformer_yields_the_launchers_cleanup_event(
+    deployed: tuple[LocalAws, Deployment],
+) -> None:
+    _, deployment = deployed
+    transformer = deployment.values.input_transformer(terraform_values.EXECUTION_TARGET)
+    assert transform_input(transformer, EVENT) == {
+        "action": "cleanup",
+        "execution_arn": "arn:x:execution:sm:run-1",
+        "status": "ABORTED",
+    }
 
 
 def _instance_states(aws: LocalAws, execution_arn: str) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from local_aws.terraform_render import TerraformRenderError, render_template_file
+from terraform_tools.render import TerraformRenderError, render_template_file
 from tests.support.workflow import (
     REGION,
     WeeklyRun,

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from local_aws.deployment import (
-    USER_DATA_TEMPLATE,
-    Deployment,
-    LocalSettings,
-    user_data_variables,
-)
-from local_aws.terraform_render import render_template_file
+from local_aws import terraform_values
+from local_aws.deployment import LocalSettings
 from local_aws.user_data import written_file
 
 AGENT_UNIT = "/etc/systemd/system/instance-agent.service"
@@ -34,10 +29,7 @@ def directives(unit: str, section: str) -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def service() -> list[tuple[str, str]]:
-    settings = LocalSettings()
-    rendered = render_template_file(
-        USER_DATA_TEMPLATE, user_data_variables(settings, Deployment(settings=settings))
-    )
+    rendered = terraform_values.plan(LocalSettings(), account_id="123456789012").user_data()
     return directives(written_file(rendered, AGENT_UNIT), "Service")
 
 

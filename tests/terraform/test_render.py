@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from local_aws import terraform_render
-from local_aws.terraform_render import (
+from terraform_tools import render as terraform_render
+from terraform_tools.render import (
     TerraformRenderError,
     render_template,
     render_template_file,
