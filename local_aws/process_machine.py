@@ -45,6 +45,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # The embedded demo model's scorer (local_aws/demo_model/score.py) in place of the GPU model.
 DEMO_MODEL_COMMAND = (sys.executable, "-m", "local_aws.demo_model.score")
 AGENT_COMMAND = (sys.executable, "-m", "instance_agent", "run")
+# A SIGKILLed process exits when next scheduled: seconds at worst on a loaded machine.
+KILL_WAIT_SECONDS = 30.0
 
 
 class KillPoint(enum.Enum):
@@ -400,7 +402,10 @@ class ProcessMachine:
                 killed.add(pid)
         if killed:
             self.known_pids |= killed
-            self.request.record("agent_killed", reason)
+            # Like a power-off: the instance is off once every one of its processes is gone.
+            survivors = process_tree.wait_gone(killed, KILL_WAIT_SECONDS)
+            detail = f"{reason}; still running: {sorted(survivors)}" if survivors else reason
+            self.request.record("agent_killed", detail)
 
     def _reap(self, *, wait: bool) -> None:
         process = self.process

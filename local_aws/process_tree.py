@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 _PROC = Path("/proc")
@@ -85,3 +87,14 @@ def kill_tree(root_pid: int) -> set[int]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     return frozen
+
+
+def wait_gone(pids: Iterable[int], timeout_seconds: float) -> set[int]:
+    """Wait until none of ``pids`` runs (a SIGKILLed process still has to be scheduled to
+    exit, which takes a while on a loaded machine); returns those still running at the end."""
+    deadline = time.monotonic() + timeout_seconds
+    remaining = {pid for pid in pids if is_alive(pid)}
+    while remaining and time.monotonic() < deadline:
+        time.sleep(0.02)
+        remaining = {pid for pid in remaining if is_alive(pid)}
+    return remaining
