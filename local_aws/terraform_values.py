@@ -7,9 +7,10 @@ are the values Terraform plans for terraform/ with the local run's settings
 the checks on the timeouts relaxed, see LOCAL_RELAXATIONS). There is no second copy of
 them in Python.
 
-Only what AWS assigns differs: an identifier a mock gave Terraform (the activity's ARN, the
-bucket's name, ...) is replaced by the local deployment's counterpart. A value that holds a
-mock's identifier with no local counterpart, or one the deploy has not created yet, is refused
+Only what AWS assigns differs: the plan gives each such identifier a placeholder (the
+activity's ARN, the bucket's name, ... see IDENTIFIERS), which is replaced by the local
+deployment's counterpart. A value that holds an identifier of terraform/tests/mocks with no
+local counterpart, or a placeholder whose resource the deploy has not created yet, is refused
 (`MockIdentifierError`), never deployed.
 """
 
@@ -216,8 +217,8 @@ class TerraformValues:
     subnet_count: int
 
     def localize(self, value: T, deployment: LocalDeployment, *, what: str) -> T:
-        """`value` (taken from this plan) with each mock identifier replaced by its local
-        counterpart; refused when one has none (yet)."""
+        """`value` (taken from this plan) with each placeholder identifier replaced by its
+        local counterpart; refused when one has none (yet), or when it holds a mock's."""
         replacements: dict[str, str] = {}
         pending: dict[str, str] = {}
         for (address, attribute), (token, field) in IDENTIFIERS.items():
@@ -252,7 +253,7 @@ class TerraformValues:
                 )
         return _replace(value, replacements)
 
-    # -- the planned values (mock identifiers still in them) ----------------------------------
+    # -- the planned values (placeholder identifiers still in them) ---------------------------
 
     def user_data(self) -> str:
         """The launch template's user data: the cloud-config text Terraform rendered."""

@@ -135,7 +135,9 @@ def test_the_schedules_are_terraforms(deployed: tuple[LocalAws, Deployment]) -> 
     assert weekly["ScheduleExpression"] == SETTINGS.schedule_expression
     assert weekly["ScheduleExpressionTimezone"] == SETTINGS.schedule_timezone
     sweeper = scheduler.get_schedule(Name=deployment.sweeper_schedule_name)
+    assert sweeper["Target"]["Arn"] == deployment.launcher_function_arn
     assert json.loads(sweeper["Target"]["Input"]) == {"action": "sweep"}
+    assert weekly["Target"]["Arn"] == deployment.state_machine_arn
 
 
 # ---- the refusals ----------------------------------------------------------------------------
