@@ -2,7 +2,7 @@
 
 QEMU's ``guestfwd=...-cmd:`` starts this once per connection, the connection on stdin/stdout.
 Run as a script (no package imports): it starts for every IMDS request the guest makes.
-Usage: ``relay.py PORT``; only ever 127.0.0.1.
+Usage: ``relay.py PORT [IDLE_SECONDS]``; only ever 127.0.0.1.
 """
 
 import os
@@ -10,8 +10,12 @@ import selectors
 import socket
 import sys
 
+# An IMDS answer takes milliseconds; a relay that hears nothing for this long has lost one side
+# (QEMU gone, the fake IMDS stopped) without a close reaching it, and exits rather than linger.
+IDLE_SECONDS = 60
 
-def relay(port: int) -> None:
+
+def relay(port: int, idle_seconds: float = IDLE_SECONDS) -> None:
     upstream = socket.create_connection(("127.0.0.1", port), timeout=30)
     upstream.settimeout(None)
     selector = selectors.DefaultSelector()
@@ -19,7 +23,10 @@ def relay(port: int) -> None:
     selector.register(upstream, selectors.EVENT_READ, "host")
     open_sides = 2
     while open_sides:
-        for key, _ in selector.select():
+        ready = selector.select(timeout=idle_seconds)
+        if not ready:
+            break
+        for key, _ in ready:
             if key.data == "guest":
                 data = os.read(0, 65536)
                 if not data:
@@ -41,4 +48,4 @@ def relay(port: int) -> None:
 
 
 if __name__ == "__main__":
-    relay(int(sys.argv[1]))
+    relay(int(sys.argv[1]), *(float(arg) for arg in sys.argv[2:3]))
