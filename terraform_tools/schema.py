@@ -815,7 +815,8 @@ def _check_provider(
     _Checker(path, schema, where, report).body(block.body, scope, _line(block))
 
 
-def _display(path: Path) -> Path:
+def display_path(path: Path) -> Path:
+    """`path` relative to the working directory when it is under it (for messages)."""
     try:
         return path.resolve().relative_to(Path.cwd())
     except ValueError:
@@ -843,9 +844,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tf_schema: {error}", file=sys.stderr)
         return 2
     for finding in report.findings:
-        print(Finding(_display(finding.path), finding.line, finding.block, finding.message))
+        print(Finding(display_path(finding.path), finding.line, finding.block, finding.message))
     for skipped in report.not_checked:
-        print(NotChecked(_display(skipped.path), skipped.line, skipped.block, skipped.reason))
+        print(NotChecked(display_path(skipped.path), skipped.line, skipped.block, skipped.reason))
     against = ", ".join(f"{s.source} {s.version}" for s in schemas.values())
     print(
         f"tf_schema: {len(report.findings)} finding(s), {len(report.not_checked)} not checked; "

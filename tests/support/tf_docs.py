@@ -22,6 +22,7 @@ from typing import Any
 
 from lark.exceptions import LarkError
 
+from terraform_tools.schema import display_path
 from tests.support.tf_module import (
     NO_DEFAULT,
     Output,
@@ -145,13 +146,6 @@ def stale_readmes(paths: Sequence[Path], *, write: bool) -> list[Path]:
     return stale
 
 
-def _display(path: Path) -> Path:
-    try:
-        return path.resolve().relative_to(Path.cwd())
-    except ValueError:
-        return path
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.support.tf_docs",
@@ -169,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tf_docs: {error}", file=sys.stderr)
         return 2
     for readme in stale:
-        print(f"{_display(readme)}: {'out of date' if args.check else 'rewritten'}")
+        print(f"{display_path(readme)}: {'out of date' if args.check else 'rewritten'}")
     if args.check and stale:
         print(f"tf_docs: {len(stale)} README(s) out of date; run `make docs`", file=sys.stderr)
         return 1
