@@ -107,7 +107,7 @@ class Deployment:
 
     settings: LocalSettings
     # terraform/'s plan for these settings: every value below that is not an id comes from it.
-    terraform: TerraformValues | None = None
+    terraform: TerraformValues | None = dataclasses.field(default=None, repr=False)
     bucket_name: str = ""
     activity_arn: str = ""
     instance_profile_arn: str = ""
