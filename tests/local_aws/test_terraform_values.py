@@ -25,6 +25,7 @@ from local_aws.terraform_values import (
     TerraformValues,
 )
 from local_aws.user_data import agent_config_from_user_data, decode_user_data
+from local_aws.vm.artifact import ARTIFACT_KEY
 from terraform_tools import evaluate as tf_evaluate
 
 # Below Terraform's own bounds, as local runs set them (LOCAL_RELAXATIONS).
@@ -210,3 +211,10 @@ def test_every_relaxation_finds_its_check_in_terraform() -> None:
     tf_files = "".join(p.read_text() for p in terraform_values.TERRAFORM_DIR.rglob("*.tf"))
     for text, _ in terraform_values.LOCAL_RELAXATIONS:
         assert text in tf_files, text
+
+
+def test_the_user_data_fetches_the_agent_where_the_vm_harness_publishes_it() -> None:
+    values = terraform_values.plan(LocalSettings(), account_id="123456789012")
+    local = decode_user_data(values.local_user_data(_deployment()))
+
+    assert f'ARTIFACT_URI="s3://b/{ARTIFACT_KEY}"' in local
