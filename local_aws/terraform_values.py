@@ -27,8 +27,9 @@ import hcl2
 
 from local_aws.user_data import agent_config_from_cloud_config, decode_user_data, encoded_files
 from terraform_tools import evaluate as tf_evaluate
+from terraform_tools import offline as tf_offline
 
-TERRAFORM_DIR = Path(__file__).resolve().parent.parent / "terraform"
+TERRAFORM_DIR = tf_offline.TERRAFORM_DIR
 MOCKS_DIR = TERRAFORM_DIR / "tests" / "mocks"
 
 # Root variables the local run has no value for: placeholders the plan needs.

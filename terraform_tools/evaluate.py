@@ -151,8 +151,11 @@ def evaluate_many(
     # second waits, then finds the first one's results.
     with (cache / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        missing = {key: variables for key, variables in zip(keys, every, strict=True)}
-        missing = {key: v for key, v in missing.items() if not (cache / f"{key}.json").exists()}
+        missing = {
+            key: variables
+            for key, variables in zip(keys, every, strict=True)
+            if not (cache / f"{key}.json").exists()
+        }
         if missing:
             _plan(
                 missing, mock_data=data, rewrites=rewrites, overrides=fixed, root=root, cache=cache
