@@ -111,6 +111,7 @@ class Deployment:
     bucket_name: str = ""
     activity_arn: str = ""
     instance_profile_arn: str = ""
+    security_group_id: str = ""
     launcher_role_arn: str = ""
     launcher_function_name: str = ""
     launcher_function_arn: str = ""
@@ -215,32 +216,15 @@ def deploy_network(aws: LocalAws, d: Deployment) -> None:
 
 
 def deploy_launch_template(aws: LocalAws, d: Deployment) -> None:
+    """The launch template with every setting Terraform plans for it (terraform_values)."""
     ec2 = aws.client("ec2")
-    settings = d.settings
-    group_id = ec2.create_security_group(
-        GroupName=f"{settings.name}-instances", Description="no ingress", VpcId=d.vpc_id
+    d.security_group_id = ec2.create_security_group(
+        GroupName=f"{d.settings.name}-instances", Description="no ingress", VpcId=d.vpc_id
     )["GroupId"]
-    d.user_data = d.values.local_user_data(d)
+    data = d.values.local_launch_template_data(d)
+    d.user_data = data["UserData"]
     template = ec2.create_launch_template(
-        LaunchTemplateName=settings.name,
-        LaunchTemplateData={
-            "ImageId": settings.ami,
-            "InstanceType": settings.instance_types[0],
-            "InstanceInitiatedShutdownBehavior": "terminate",
-            "SecurityGroupIds": [group_id],
-            "UserData": d.user_data,
-            "IamInstanceProfile": {"Arn": d.instance_profile_arn},
-            "MetadataOptions": {
-                "HttpEndpoint": "enabled",
-                "HttpTokens": "required",
-                "HttpPutResponseHopLimit": 2,
-                "InstanceMetadataTags": "enabled",
-            },
-            "TagSpecifications": [
-                {"ResourceType": "instance", "Tags": [{"Key": "Project", "Value": settings.name}]},
-                {"ResourceType": "volume", "Tags": [{"Key": "Project", "Value": settings.name}]},
-            ],
-        },
+        LaunchTemplateName=d.settings.name, LaunchTemplateData=data
     )["LaunchTemplate"]
     d.launch_template_id = template["LaunchTemplateId"]
     d.launch_template_version = str(template["LatestVersionNumber"])

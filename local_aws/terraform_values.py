@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeVar
 
 import hcl2
 
+from local_aws.launch_template_data import launch_template_data
 from local_aws.user_data import agent_config_from_cloud_config, decode_user_data, encoded_files
 from terraform_tools import evaluate as tf_evaluate
 from terraform_tools import offline as tf_offline
@@ -64,6 +65,8 @@ LOCAL_RELAXATIONS: tuple[tuple[str, str], ...] = tuple(
 ) + tuple((f"condition     = {check}", f"condition     = ({check}) || true") for check in _NESTING)
 
 LAUNCH_TEMPLATE = "module.launch_template.aws_launch_template.this"
+INSTANCE_SECURITY_GROUP = "module.launch_template.aws_security_group.this"
+INSTANCE_PROFILE = "module.instance_role.aws_iam_instance_profile.this"
 LAUNCHER_FUNCTION = "module.launcher_function.aws_lambda_function.this"
 STATE_MACHINE = "module.workflow.aws_sfn_state_machine.this"
 WEEKLY_SCHEDULE = "module.workflow.aws_scheduler_schedule.this"
@@ -91,6 +94,11 @@ IDENTIFIERS: dict[tuple[str, str], tuple[str, str]] = {
         "bucket_arn",
     ),
     (LAUNCH_TEMPLATE, "id"): ("lt-0placeholder00000", "launch_template_id"),
+    (INSTANCE_SECURITY_GROUP, "id"): ("sg-0placeholder00000", "security_group_id"),
+    (INSTANCE_PROFILE, "arn"): (
+        "arn:aws:iam::000000000000:instance-profile/placeholder-instance-profile",
+        "instance_profile_arn",
+    ),
     (LAUNCHER_FUNCTION, "arn"): (
         "arn:aws:lambda:placeholder:000000000000:function:placeholder-launcher",
         "launcher_function_arn",
@@ -264,6 +272,10 @@ class TerraformValues:
         """The agent configuration the user data writes (read as cloud-init would)."""
         return agent_config_from_cloud_config(self.user_data())
 
+    def launch_template_data(self) -> dict[str, Any]:
+        """The launch template's settings as CreateLaunchTemplate's LaunchTemplateData."""
+        return launch_template_data(self.evaluation.resource(LAUNCH_TEMPLATE))
+
     def launcher_environment(self) -> dict[str, str]:
         function = self.evaluation.resource(LAUNCHER_FUNCTION)
         variables: dict[str, str] = dict(function["environment"][0]["variables"])
@@ -308,6 +320,13 @@ class TerraformValues:
             text = text.replace(blob, base64.b64encode(local.encode("utf-8")).decode("ascii"))
         text = self.localize(text, deployment, what="user data")
         return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+    def local_launch_template_data(self, deployment: LocalDeployment) -> dict[str, Any]:
+        """LaunchTemplateData for the local deployment (its security group and instance
+        profile must exist): every setting as planned, the user data localized too."""
+        data = self.launch_template_data()
+        data["UserData"] = self.local_user_data(deployment)
+        return self.localize(data, deployment, what="launch template")
 
     def local_launcher_environment(self, deployment: LocalDeployment) -> dict[str, str]:
         planned = self.launcher_environment()

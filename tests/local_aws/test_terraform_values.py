@@ -110,6 +110,23 @@ def test_the_user_data_is_terraforms(deployed: tuple[LocalAws, Deployment]) -> N
 
 
 @pytest.mark.slow
+def test_the_launch_template_is_terraforms(deployed: tuple[LocalAws, Deployment]) -> None:
+    aws, deployment = deployed
+    (version,) = aws.client("ec2").describe_launch_template_versions(
+        LaunchTemplateId=deployment.launch_template_id, Versions=["$Latest"]
+    )["LaunchTemplateVersions"]
+    described = version["LaunchTemplateData"]
+    planned = deployment.values.launch_template_data()
+
+    assert described == _swap({**planned, "UserData": deployment.user_data}, deployment)
+    assert described["SecurityGroupIds"] == [deployment.security_group_id]
+    assert described["IamInstanceProfile"] == {"Arn": deployment.instance_profile_arn}
+    assert described["InstanceType"] == SETTINGS.instance_types[0]
+    tags = {spec["ResourceType"]: spec["Tags"] for spec in described["TagSpecifications"]}
+    assert tags["instance"] == [{"Key": "Project", "Value": SETTINGS.name}]
+
+
+@pytest.mark.slow
 def test_the_safety_nets_rules_are_terraforms(deployed: tuple[LocalAws, Deployment]) -> None:
     aws, deployment = deployed
     events = aws.client("events")
