@@ -13,7 +13,16 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from launcher import clients, executions, instances, lost_instances, run_lock, run_record, settings
+from launcher import (
+    clients,
+    executions,
+    instances,
+    lost_instances,
+    metric_names,
+    run_lock,
+    run_record,
+    settings,
+)
 from launcher.errors import EventValidationError, InsufficientCapacityEverywhere
 from launcher.events import (
     CleanupEvent,
@@ -70,10 +79,10 @@ def _start(event: StartEvent) -> dict[str, Any]:
             subnet_ids=event.run.subnet_ids,
         )
     except InsufficientCapacityEverywhere as error:
-        _count("CapacityFallbacks", len(error.attempts))
+        _count(metric_names.CAPACITY_FALLBACKS, len(error.attempts))
         raise
-    _count("CapacityFallbacks", len(instance.capacity_fallbacks))
-    _count("InstancesReused" if instance.reused else "InstancesLaunched")
+    _count(metric_names.CAPACITY_FALLBACKS, len(instance.capacity_fallbacks))
+    _count(metric_names.INSTANCES_REUSED if instance.reused else metric_names.INSTANCES_LAUNCHED)
     logger.info("Instance ready for the run", extra=instance.as_result())
     return instance.as_result()
 
@@ -86,8 +95,8 @@ def _stop(event: StopEvent) -> dict[str, Any]:
     # After the termination, which matters more: a record the agent wrote is kept unless the
     # workflow's error contradicts it.
     recorded = run_record.record_the_run(clients.s3(), clients.ec2(), event, datetime.now(UTC))
-    _count("RunRecordsWritten", int(recorded == "written"))
-    _count("RunRecordsCorrected", int(recorded == "corrected"))
+    _count(metric_names.RUN_RECORDS_WRITTEN, int(recorded == "written"))
+    _count(metric_names.RUN_RECORDS_CORRECTED, int(recorded == "corrected"))
     return _terminated(outcome)
 
 
@@ -110,7 +119,9 @@ def _sweep(_: SweepEvent) -> dict[str, Any]:
         now=datetime.now(UTC),
     )
     # Every instance the sweeper finds was missed by all the other nets: the alarm's metric.
-    _count("InstancesPastLifetime", len(outcome.terminated) + len(outcome.already_gone))
+    _count(
+        metric_names.INSTANCES_PAST_LIFETIME, len(outcome.terminated) + len(outcome.already_gone)
+    )
     return _terminated(outcome)
 
 
@@ -126,12 +137,12 @@ def _instance_lost(event: InstanceLostEvent) -> dict[str, Any]:
     )
     if outcome.outcome != "ignored":
         logger.warning("A run's instance was lost", extra=outcome.as_result())
-    _count("RunsFailedByLostInstance", int(outcome.outcome != "ignored"))
+    _count(metric_names.RUNS_FAILED_BY_LOST_INSTANCE, int(outcome.outcome != "ignored"))
     return outcome.as_result()
 
 
 def _terminated(outcome: instances.Termination) -> dict[str, Any]:
-    _count("InstancesTerminated", len(outcome.terminated))
+    _count(metric_names.INSTANCES_TERMINATED, len(outcome.terminated))
     logger.info("Termination done", extra=outcome.as_result())
     return outcome.as_result()
 

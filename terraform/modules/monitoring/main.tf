@@ -205,13 +205,25 @@ resource "aws_cloudwatch_metric_alarm" "dead_letter_queue" {
 
 locals {
   agent_dimensions = ["Service", "instance-agent"]
-  phase_metrics = [
-    "BootToAgentSeconds", "StorageSeconds", "WaitForTaskSeconds", "ModelCopySeconds",
-    "ModelRunSeconds", "ResultsUploadSeconds", "InstanceLifetimeSeconds",
+  # Every duration the agent's per-run EMF line holds (instance_agent/run_metrics.py METRIC_UNITS;
+  # tests/contracts/test_dashboard_metrics.py keeps the two in step).
+  boot_phase_metrics = [
+    "LaunchToBootSeconds", "BootToCloudInitSeconds", "CloudInitSeconds", "BootstrapSeconds",
+    "BootToAgentSeconds",
+  ]
+  run_phase_metrics = [
+    "StorageSeconds", "ImagePullSeconds", "WarmSeconds", "WaitForTaskSeconds", "ModelCopySeconds",
+    "ModelFirstOutputSeconds", "BootToFirstOutputSeconds", "ModelRunSeconds",
+    "ResultsUploadSeconds", "InstanceLifetimeSeconds",
+  ]
+  # functions/launcher/metric_names.py COUNTS.
+  launcher_metrics = [
+    "CapacityFallbacks", "InstancesLaunched", "InstancesReused", "InstancesTerminated",
+    "InstancesPastLifetime", "RunRecordsWritten", "RunRecordsCorrected", "RunsFailedByLostInstance",
   ]
   last_runs_query = join(" | ", [
     "SOURCE '${var.agent_log_group_name}'",
-    "fields @timestamp, ExecutionName, InstanceType, RunSucceeded, BootToAgentSeconds, StorageSeconds, WaitForTaskSeconds, ModelCopySeconds, ModelCopyMBps, ModelRunSeconds, ResultsUploadSeconds, InstanceLifetimeSeconds",
+    "fields @timestamp, ExecutionName, InstanceType, RunSucceeded, BootToAgentSeconds, StorageSeconds, ImagePullSeconds, WaitForTaskSeconds, ModelCopySeconds, ModelCopyMBps, ModelRunSeconds, ResultsUploadSeconds, InstanceLifetimeSeconds",
     "filter ispresent(InstanceLifetimeSeconds) and Service = 'instance-agent'",
     "sort @timestamp desc",
     "limit 20",
@@ -238,18 +250,29 @@ resource "aws_cloudwatch_dashboard" "this" {
         }
       },
       {
-        type = "metric", x = 0, y = 7, width = 12, height = 7
+        type = "metric", x = 0, y = 7, width = 8, height = 7
         properties = {
-          title   = "Phase durations per run (seconds)"
+          title   = "Boot phases per run (seconds)"
           region  = local.region
           view    = "bar"
           stat    = "Maximum"
           period  = 86400
-          metrics = [for m in local.phase_metrics : [var.metrics_namespace, m, local.agent_dimensions[0], local.agent_dimensions[1]]]
+          metrics = [for m in local.boot_phase_metrics : [var.metrics_namespace, m, local.agent_dimensions[0], local.agent_dimensions[1]]]
         }
       },
       {
-        type = "metric", x = 12, y = 7, width = 12, height = 7
+        type = "metric", x = 8, y = 7, width = 8, height = 7
+        properties = {
+          title   = "Run phases per run (seconds)"
+          region  = local.region
+          view    = "bar"
+          stat    = "Maximum"
+          period  = 86400
+          metrics = [for m in local.run_phase_metrics : [var.metrics_namespace, m, local.agent_dimensions[0], local.agent_dimensions[1]]]
+        }
+      },
+      {
+        type = "metric", x = 16, y = 7, width = 8, height = 7
         properties = {
           title  = "Model copy throughput (MB/s)"
           region = local.region
@@ -278,14 +301,13 @@ resource "aws_cloudwatch_dashboard" "this" {
       {
         type = "metric", x = 12, y = 14, width = 12, height = 6
         properties = {
-          title  = "Launcher: capacity fallbacks and terminations"
+          title  = "Launcher: launches, capacity fallbacks, terminations, records"
           region = local.region
           view   = "bar"
           stat   = "Sum"
           period = 86400
           metrics = [
-            for m in ["CapacityFallbacks", "InstancesLaunched", "InstancesTerminated", "InstancesPastLifetime", "RunRecordsWritten", "RunRecordsCorrected", "RunsFailedByLostInstance"] :
-            [var.metrics_namespace, m, "service", "launcher"]
+            for m in local.launcher_metrics : [var.metrics_namespace, m, "service", "launcher"]
           ]
         }
       },
