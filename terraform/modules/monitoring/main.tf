@@ -216,6 +216,11 @@ locals {
     "ModelFirstOutputSeconds", "BootToFirstOutputSeconds", "ModelRunSeconds",
     "ResultsUploadSeconds", "InstanceLifetimeSeconds",
   ]
+  agent_metric_widgets = [
+    { title = "Boot phases per run (seconds)", view = "bar", metrics = local.boot_phase_metrics },
+    { title = "Run phases per run (seconds)", view = "bar", metrics = local.run_phase_metrics },
+    { title = "Model copy throughput (MB/s)", view = "timeSeries", metrics = ["ModelCopyMBps"] },
+  ]
   # functions/launcher/metric_names.py COUNTS.
   launcher_metrics = [
     "CapacityFallbacks", "InstancesLaunched", "InstancesReused", "InstancesTerminated",
@@ -239,7 +244,7 @@ resource "aws_cloudwatch_dashboard" "this" {
   dashboard_name = "${var.name}-runs"
   dashboard_body = jsonencode({
     start = "-P90D"
-    widgets = [
+    widgets = concat([
       {
         type = "log", x = 0, y = 0, width = 24, height = 7
         properties = {
@@ -249,41 +254,20 @@ resource "aws_cloudwatch_dashboard" "this" {
           view   = "table"
         }
       },
-      {
-        type = "metric", x = 0, y = 7, width = 8, height = 7
+      ], [
+      # The agent's per-run metrics, side by side (local.agent_metric_widgets).
+      for i, w in local.agent_metric_widgets : {
+        type = "metric", x = i * 8, y = 7, width = 8, height = 7
         properties = {
-          title   = "Boot phases per run (seconds)"
+          title   = w.title
           region  = local.region
-          view    = "bar"
+          view    = w.view
           stat    = "Maximum"
           period  = 86400
-          metrics = [for m in local.boot_phase_metrics : [var.metrics_namespace, m, local.agent_dimensions[0], local.agent_dimensions[1]]]
+          metrics = [for m in w.metrics : [var.metrics_namespace, m, local.agent_dimensions[0], local.agent_dimensions[1]]]
         }
-      },
-      {
-        type = "metric", x = 8, y = 7, width = 8, height = 7
-        properties = {
-          title   = "Run phases per run (seconds)"
-          region  = local.region
-          view    = "bar"
-          stat    = "Maximum"
-          period  = 86400
-          metrics = [for m in local.run_phase_metrics : [var.metrics_namespace, m, local.agent_dimensions[0], local.agent_dimensions[1]]]
-        }
-      },
-      {
-        type = "metric", x = 16, y = 7, width = 8, height = 7
-        properties = {
-          title  = "Model copy throughput (MB/s)"
-          region = local.region
-          view   = "timeSeries"
-          stat   = "Maximum"
-          period = 86400
-          metrics = [
-            [var.metrics_namespace, "ModelCopyMBps", local.agent_dimensions[0], local.agent_dimensions[1]],
-          ]
-        }
-      },
+      }
+      ], [
       {
         type = "metric", x = 0, y = 14, width = 12, height = 6
         properties = {
@@ -318,6 +302,6 @@ resource "aws_cloudwatch_dashboard" "this" {
           alarms = local.alarm_arns
         }
       },
-    ]
+    ])
   })
 }
