@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from launcher import metric_names
 from local_aws import terraform_values
 from local_aws.deployment import LocalSettings
 
+ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = "module.monitoring.aws_cloudwatch_dashboard.this"
 PAST_LIFETIME_ALARM = "module.monitoring.aws_cloudwatch_metric_alarm.instance_past_lifetime"
 STATES_EXECUTION_METRICS = frozenset(
@@ -122,3 +124,20 @@ def test_the_past_lifetime_alarm_watches_the_sweepers_count(
     assert alarm["dimensions"] == {
         "service": planned.launcher_environment()["POWERTOOLS_SERVICE_NAME"]
     }
+
+
+# Where people read the metric names: each list must be whole.
+AGENT_METRICS_DOCS = ("docs/design.md", "docs/operations.md", "instance_agent/README.md")
+LAUNCHER_METRICS_DOCS = ("docs/design.md", "docs/operations.md", "functions/launcher/README.md")
+
+
+@pytest.mark.parametrize("doc", AGENT_METRICS_DOCS)
+def test_the_docs_name_every_agent_metric(doc: str) -> None:
+    text = (ROOT / doc).read_text(encoding="utf-8")
+    assert [m for m in run_metrics.METRIC_UNITS if f"`{m}`" not in text] == []
+
+
+@pytest.mark.parametrize("doc", LAUNCHER_METRICS_DOCS)
+def test_the_docs_name_every_launcher_count(doc: str) -> None:
+    text = (ROOT / doc).read_text(encoding="utf-8")
+    assert sorted(m for m in metric_names.COUNTS if f"`{m}`" not in text) == []
